@@ -1,0 +1,20 @@
+"""functrace: trace Python functions over arrays into a typed IR, and transform it.
+
+>>> import numpy as np, functrace as ft, functrace.numpy as fnp
+>>> print(ft.make_ir(lambda x: fnp.tanh(x @ x.T).sum())(np.ones((3, 4), np.float32)))
+{ lambda ; a:f32[3,4]. let
+    b:f32[4,3] = transpose[permutation=(1, 0)] a
+    c:f32[3,3] = dot_general[dimension_numbers=(((1,), (0,)), ((), ()))] a b
+    d:f32[3,3] = tanh c
+    e:f32[] = reduce_sum[axes=(0, 1)] d
+  in (e,) }
+"""
+
+from functrace import errors, lax, numpy, tree_util
+from functrace.api import jit, make_ir
+from functrace.config import config
+from functrace.core.ir import Function
+
+__version__ = "0.1.0"
+
+__all__ = ["Function", "config", "errors", "jit", "lax", "make_ir", "numpy", "tree_util"]

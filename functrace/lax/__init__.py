@@ -1,0 +1,11 @@
+"""``functrace.lax``: the primitives and structured control flow, with JAX's signatures.
+
+Every function here binds one primitive (or a few). Unlike ``functrace.numpy``,
+operands are not broadcast or promoted: shapes and dtypes must agree, except that
+Python scalars take the dtype of the array operands.
+"""
+
+from functrace.lax.elementwise import *  # noqa: F403
+from functrace.lax.linalg import *  # noqa: F403
+from functrace.lax.reductions import *  # noqa: F403
+from functrace.lax.structural import *  # noqa: F403
