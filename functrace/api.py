@@ -114,18 +114,16 @@ _BACKEND_MODULES = {"cpu": "lowering.llvm", "cuda": "lowering.cuda"}
 
 def get_backend(name: str) -> Callable[[Function], Callable[..., list]]:
     if name not in _backends and name in _BACKEND_MODULES:
+        import contextlib
         import importlib
 
-        try:
+        with contextlib.suppress(ImportError):
             importlib.import_module(_BACKEND_MODULES[name])
-        except ImportError:
-            pass
     if name not in _backends:
         known = sorted(set(_backends) | set(_BACKEND_MODULES))
         if name in _BACKEND_MODULES:
             raise NotImplementedError(
-                f"the {name!r} backend is not available in this version of functrace; "
-                'use jit(..., backend="interpret")'
+                f'the {name!r} backend is not available in this version of functrace; use jit(..., backend="interpret")'
             )
         raise ValueError(f"unknown backend {name!r}; known backends: {', '.join(known)}")
     return _backends[name]

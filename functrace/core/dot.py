@@ -28,7 +28,7 @@ def to_dot(fn: Function, name: str = "functrace") -> str:
         producer[v] = node
         label = fn.arg_names[i] if i < len(fn.arg_names) else f"in{i}"
         lines.append(
-            f'  {node} [shape=ellipse, style=filled, fillcolor=lightblue, '
+            f"  {node} [shape=ellipse, style=filled, fillcolor=lightblue, "
             f'label="{_escape(label)}\\n{v.aval.str_short()}"];'
         )
     for i, eqn in enumerate(fn.eqns):
@@ -49,7 +49,9 @@ def to_dot(fn: Function, name: str = "functrace") -> str:
         for v in eqn.outvars:
             producer[v] = node
     for i, a in enumerate(fn.outvars):
-        lines.append(f'  out{i} [shape=ellipse, style=filled, fillcolor=palegreen, label="out{i}\\n{a.aval.str_short()}"];')
+        lines.append(
+            f'  out{i} [shape=ellipse, style=filled, fillcolor=palegreen, label="out{i}\\n{a.aval.str_short()}"];'
+        )
         if isinstance(a, Var):
             lines.append(f"  {producer[a]} -> out{i};")
     lines.append("}")

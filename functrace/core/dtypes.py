@@ -85,9 +85,6 @@ def result_type(*avals) -> tuple[np.dtype, bool]:
     """
     operands = [_WEAK_REPRESENTATIVE[a.dtype.kind] if a.weak_type else a.dtype for a in avals]
     weak = all(a.weak_type for a in avals)
-    if weak:
-        # All weak: the widest kind wins at its default width.
-        dtype = np.result_type(*[a.dtype for a in avals])
-    else:
-        dtype = np.result_type(*operands)
+    # All weak: the widest kind wins at its default width.
+    dtype = np.result_type(*[a.dtype for a in avals]) if weak else np.result_type(*operands)
     return canonicalize(dtype), weak

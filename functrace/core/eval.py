@@ -47,8 +47,6 @@ def eval_function(fn: Function, *args: Any) -> Any:
         aval = x.aval if isinstance(x, Tracer) else concrete_aval(x)
         if not aval.same_type(v.aval):
             name = fn.arg_names[i] if i < len(fn.arg_names) else f"#{i}"
-            raise TypeError(
-                f"eval: argument {name} was traced as {v.aval.str_short()} but got {aval.str_short()}"
-            )
+            raise TypeError(f"eval: argument {name} was traced as {v.aval.str_short()} but got {aval.str_short()}")
     outs = eval_ir(fn, flat)
     return outs if fn.out_tree is None else tree_unflatten(fn.out_tree, outs)

@@ -1,9 +1,9 @@
 """The pretty printer: one equation a line, JAX's jaxpr style.
 
-    { lambda c:f32[3]; a:f32[3] b:f32[3]. let
-        d:f32[3] = mul a b
-        e:f32[3] = add d c
-      in (e,) }
+{ lambda c:f32[3]; a:f32[3] b:f32[3]. let
+    d:f32[3] = mul a b
+    e:f32[3] = add d c
+  in (e,) }
 """
 
 from __future__ import annotations

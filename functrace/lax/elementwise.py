@@ -76,7 +76,9 @@ def compare(name: str, impl: Callable, kinds: str = ANY) -> Primitive:
     """A comparison: equal shapes and dtypes in, bool out; zero derivative."""
     prim = Primitive(name)
     prim.def_impl(lambda x, y: [np.asarray(impl(x, y))])
-    prim.def_abstract_eval(lambda x, y: [binary_out_aval(name, x, y, kinds).update(dtype=dtypes.bool_, weak_type=False)])
+    prim.def_abstract_eval(
+        lambda x, y: [binary_out_aval(name, x, y, kinds).update(dtype=dtypes.bool_, weak_type=False)]
+    )
     zero_derivative.add(prim)
     return prim
 
@@ -242,8 +244,9 @@ for _p in (not_p, and_p, or_p, xor_p, shift_left_p, shift_right_logical_p, shift
 # --- select and conversion -----------------------------------------------------------
 
 select_p = Primitive("select")
-select_p.def_impl(lambda pred, on_true, on_false: [np.asarray(np.where(pred, on_true, on_false),
-                                                              dtype=np.result_type(on_true))])
+select_p.def_impl(
+    lambda pred, on_true, on_false: [np.asarray(np.where(pred, on_true, on_false), dtype=np.result_type(on_true))]
+)
 
 
 def _select_abstract_eval(pred: ShapedArray, on_true: ShapedArray, on_false: ShapedArray) -> list[ShapedArray]:
@@ -290,7 +293,11 @@ def _lax_operands(*args):
     return tuple(np.asarray(a, dtype=dtype) if is_python_scalar(a) else a for a in args)
 
 
-def _lax_unary(prim: Primitive, name: str | None = None, example=np.float64(0.5)) -> Callable:
+_UNARY_EXAMPLE = np.float64(0.5)
+_BINARY_EXAMPLE = (np.int32(6), np.int32(3))
+
+
+def _lax_unary(prim: Primitive, name: str | None = None, example=_UNARY_EXAMPLE) -> Callable:
     def fn(x):
         return prim.bind(*_lax_operands(x))
 
@@ -302,7 +309,7 @@ def _lax_unary(prim: Primitive, name: str | None = None, example=np.float64(0.5)
     return fn
 
 
-def _lax_binary(prim: Primitive, name: str | None = None, example=(np.int32(6), np.int32(3))) -> Callable:
+def _lax_binary(prim: Primitive, name: str | None = None, example=_BINARY_EXAMPLE) -> Callable:
     def fn(x, y):
         return prim.bind(*_lax_operands(x, y))
 

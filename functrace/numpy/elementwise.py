@@ -111,8 +111,12 @@ def _bitwise(prim, name: str) -> Callable:
     def fn(x1: ArrayLike, x2: ArrayLike) -> Any:
         return prim.bind(*promote(name, x1, x2))
 
-    return _document(fn, name, f"fnp.{name}(np.array([12, 10]), np.array([10, 6]))\n"
-                     f"{getattr(np, name)(np.array([12, 10]), np.array([10, 6]))!r}")
+    return _document(
+        fn,
+        name,
+        f"fnp.{name}(np.array([12, 10]), np.array([10, 6]))\n"
+        f"{getattr(np, name)(np.array([12, 10]), np.array([10, 6]))!r}",
+    )
 
 
 bitwise_and = _bitwise(ew.and_p, "bitwise_and")
@@ -336,9 +340,7 @@ def power(x1: ArrayLike, x2: ArrayLike) -> Any:
             exponent = np.asarray(x2)
             if exponent.ndim == 0:
                 return ew.integer_pow_p.bind(x1, y=int(exponent))
-        raise TypeError(
-            with_user_line("power of integers needs a concrete integer exponent; convert to float first")
-        )
+        raise TypeError(with_user_line("power of integers needs a concrete integer exponent; convert to float first"))
     return ew.pow_p.bind(x1, x2)
 
 
@@ -375,9 +377,7 @@ def where(condition: ArrayLike, x: ArrayLike = None, y: ArrayLike = None) -> Any
     array([1., 6.])
     """
     if x is None or y is None:
-        raise TypeError(
-            with_user_line("where(condition) without x and y has a data-dependent shape; pass x and y")
-        )
+        raise TypeError(with_user_line("where(condition) without x and y has a data-dependent shape; pass x and y"))
     condition = _to_bool(condition)
     x, y = promote("where", x, y)
     shape = broadcast_shapes("where", aval_of(condition).shape, aval_of(x).shape, aval_of(y).shape)

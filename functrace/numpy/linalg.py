@@ -40,9 +40,7 @@ def matmul(x1: Any, x2: Any) -> Any:
     x1 = broadcast_to(x1, (*batch, *s1[-2:])) if s1[:-2] != batch else x1
     x2 = broadcast_to(x2, (*batch, *s2[-2:])) if s2[:-2] != batch else x2
     nb = len(batch)
-    out = dot_general_p.bind(
-        x1, x2, dimension_numbers=(((nb + 1,), (nb,)), (tuple(range(nb)), tuple(range(nb))))
-    )
+    out = dot_general_p.bind(x1, x2, dimension_numbers=(((nb + 1,), (nb,)), (tuple(range(nb)), tuple(range(nb)))))
     if vector_lhs or vector_rhs:
         shape = aval_of(out).shape
         drop = {nb} if vector_lhs else set()

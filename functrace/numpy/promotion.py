@@ -52,8 +52,8 @@ def _flat_sequence(x: Any) -> list:
 def convert(x: ArrayLike, dtype: np.dtype, weak_type: bool = False) -> Any:
     """``x`` as ``dtype``: a ``convert_element_type`` for a tracer, NumPy for a constant."""
     if isinstance(x, Tracer):
-        if x.aval.dtype == dtype and x.aval.weak_type == weak_type:
-            return x
+        if x.aval.dtype == dtype:
+            return x  # a weak flag alone is not worth an equation: it only guides promotion
         return convert_element_type_p.bind(x, new_dtype=dtype, weak_type=weak_type)
     arr = np.asarray(x)
     return arr if arr.dtype == dtype else arr.astype(dtype)

@@ -68,7 +68,9 @@ def mean(a: Any, axis: int | Sequence[int] | None = None, dtype: Any = None, kee
     aval = aval_of(a)
     axes = normalize_axes(axis, aval.ndim, "mean")
     count = int(np.prod([aval.shape[i] for i in axes], dtype=np.int64))
-    target = dtypes.canonicalize(dtype) if dtype is not None else (aval.dtype if aval.dtype.kind == "f" else dtypes.float64)
+    target = (
+        dtypes.canonicalize(dtype) if dtype is not None else (aval.dtype if aval.dtype.kind == "f" else dtypes.float64)
+    )
     total = sum(convert(a, target), axis=axes, keepdims=keepdims)
     from functrace.numpy.elementwise import true_divide
 

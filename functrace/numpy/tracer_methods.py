@@ -49,7 +49,14 @@ _BINARY_OPERATORS = {
     "lshift": "left_shift",
     "rshift": "right_shift",
 }
-_COMPARISONS = {"eq": "equal", "ne": "not_equal", "lt": "less", "le": "less_equal", "gt": "greater", "ge": "greater_equal"}
+_COMPARISONS = {
+    "eq": "equal",
+    "ne": "not_equal",
+    "lt": "less",
+    "le": "less_equal",
+    "gt": "greater",
+    "ge": "greater_equal",
+}
 _UNARY = {"neg": "negative", "pos": "positive", "abs": "abs", "invert": "bitwise_not"}
 _METHODS = (
     "reshape", "transpose", "sum", "mean", "max", "min", "prod", "var", "std", "argmax", "argmin",

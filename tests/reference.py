@@ -1,0 +1,46 @@
+"""Shared test helpers: run a functrace function eagerly and through ``make_ir(...).eval``
+and compare with an independent NumPy reference."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+import functrace as ft
+from functrace.tree_util import tree_leaves
+
+
+def tolerance(dtype: np.dtype) -> dict[str, float]:
+    if dtype == np.float32:
+        return {"rtol": 2e-5, "atol": 2e-5}
+    if dtype == np.float64:
+        return {"rtol": 1e-12, "atol": 1e-12}
+    return {"rtol": 0, "atol": 0}
+
+
+def assert_same(actual: Any, expected: Any, *, check_dtype: bool = True, **tol: float) -> None:
+    """Values, shapes and (by default) dtypes agree; tolerance chosen by dtype unless given."""
+    a_leaves, e_leaves = tree_leaves(actual), tree_leaves(expected)
+    assert len(a_leaves) == len(e_leaves), f"{len(a_leaves)} outputs, expected {len(e_leaves)}"
+    for a, e in zip(a_leaves, e_leaves, strict=True):
+        a, e = np.asarray(a), np.asarray(e)
+        assert a.shape == e.shape, f"shape {a.shape}, expected {e.shape}"
+        if check_dtype:
+            assert a.dtype == e.dtype, f"dtype {a.dtype}, expected {e.dtype}"
+        np.testing.assert_allclose(a, e, **(tol or tolerance(e.dtype)), equal_nan=True)
+
+
+def check_against_numpy(fn: Callable, reference: Callable, *args: Any, check_dtype: bool = True, **tol: float) -> None:
+    """``fn(*args)`` eagerly, via ``make_ir(fn)(*args).eval(*args)`` and via
+    ``jit(fn, backend="interpret")`` all equal ``reference(*args)``."""
+    with np.errstate(all="ignore"):
+        expected = reference(*args)
+        eager = fn(*args)
+        for leaf in tree_leaves(eager):
+            assert isinstance(leaf, np.ndarray | np.generic), f"eager result is {type(leaf).__name__}"
+        assert_same(eager, expected, check_dtype=check_dtype, **tol)
+        ir = ft.make_ir(fn)(*args)
+        assert_same(ir.eval(*args), expected, check_dtype=check_dtype, **tol)
+        assert_same(ft.jit(fn, backend="interpret")(*args), expected, check_dtype=check_dtype, **tol)
