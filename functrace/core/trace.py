@@ -233,6 +233,8 @@ def bind(primitive: Primitive, *args: Any, **params: Any):
     dynamic = _state.dynamic
     if top is None:
         if dynamic.level == 0:
+            # Eager: check types as staging would, so bad input fails the same way.
+            primitive.abstract_eval(*[concrete_aval(a) for a in args], **params)
             outs = primitive.impl(*args, **params)
             return outs if primitive.multiple_results else outs[0]
         top = dynamic

@@ -116,7 +116,18 @@ def _rem_impl(x, y):
 rem_p = binop("rem", _rem_impl, NUMERIC)
 max_p = binop("max", np.maximum, NUMERIC)
 min_p = binop("min", np.minimum, NUMERIC)
-pow_p = binop("pow", np.power, FLOAT)
+def _pow_impl(x, y):
+    if np.result_type(x).kind == "f":
+        return np.power(x, y)
+    # Integer powers: negative exponents give 1/x**n truncated (0 except for bases 1 and -1).
+    y = np.asarray(y)
+    positive = np.power(x, np.where(y < 0, 0, y))
+    odd = (np.abs(y) % 2) == 1
+    negative = np.where(x == 1, 1, np.where(x == -1, np.where(odd, -1, 1), 0))
+    return np.where(y < 0, negative, positive)
+
+
+pow_p = binop("pow", _pow_impl, NUMERIC)
 
 integer_pow_p = Primitive("integer_pow")
 

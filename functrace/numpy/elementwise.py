@@ -329,18 +329,14 @@ def power(x1: ArrayLike, x2: ArrayLike) -> Any:
     >>> fnp.power(np.array([2.0, 3.0]), 2)
     array([4., 9.])
     """
-    if isinstance(x2, int | np.integer) and not isinstance(x2, bool):
+    if type(x2) is int:
         (x1,) = promote("power", x1)
         if aval_of(x1).dtype == dtypes.bool_:
             x1 = convert(x1, dtypes.int64)
-        return ew.integer_pow_p.bind(x1, y=int(x2))
+        return ew.integer_pow_p.bind(x1, y=x2)
     x1, x2 = promote("power", x1, x2)
-    if aval_of(x1).dtype.kind != "f":
-        if not isinstance(x2, Tracer):
-            exponent = np.asarray(x2)
-            if exponent.ndim == 0:
-                return ew.integer_pow_p.bind(x1, y=int(exponent))
-        raise TypeError(with_user_line("power of integers needs a concrete integer exponent; convert to float first"))
+    if aval_of(x1).dtype == dtypes.bool_:
+        x1, x2 = convert(x1, dtypes.int64), convert(x2, dtypes.int64)
     return ew.pow_p.bind(x1, x2)
 
 

@@ -1,0 +1,50 @@
+"""Every primitive has every rule its stage of the project promises.
+
+The Foundation issue promises an implementation and a shape/dtype rule for every
+primitive; jvp/transpose (AD), batching (vmap) and lowering (backends) tables
+exist and are filled by their own issues: ``test_rule_gaps_are_listed`` prints
+what is still missing, so the gaps stay visible.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import functrace  # noqa: F401  (registers every primitive)
+from functrace.core.primitive import RULE_TABLES, MissingRule, all_primitives, has_rule
+
+EXPECTED = {
+    "neg", "sign", "abs", "add", "sub", "mul", "div", "rem", "max", "min", "pow", "integer_pow",
+    "floor", "ceil", "round", "exp", "log", "log1p", "expm1", "tanh", "sin", "cos", "sqrt", "rsqrt",
+    "logistic", "erf", "eq", "ne", "lt", "le", "gt", "ge", "is_finite", "not", "and", "or", "xor",
+    "shift_left", "shift_right_logical", "shift_right_arithmetic", "select", "convert_element_type",
+    "stop_gradient", "broadcast_in_dim", "reshape", "transpose", "squeeze", "expand_dims",
+    "reduce_sum", "reduce_max", "reduce_min", "reduce_prod", "argmax", "argmin", "cumsum",
+    "dot_general", "conv_general_dilated", "reduce_window_sum", "reduce_window_max", "pad",
+    "concatenate", "slice", "dynamic_slice", "dynamic_update_slice", "gather", "scatter_add", "iota",
+}  # fmt: skip
+
+
+def test_the_foundation_primitive_set_is_complete():
+    missing = EXPECTED - set(all_primitives)
+    assert not missing, f"primitives not defined: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("name", sorted(all_primitives))
+def test_every_primitive_has_impl_and_shape_rule(name):
+    prim = all_primitives[name]
+    assert has_rule(prim, "impl"), f"{name} has no impl"
+    assert has_rule(prim, "abstract_eval"), f"{name} has no shape/dtype rule"
+
+
+def test_missing_rule_names_transformation_and_primitive():
+    with pytest.raises(NotImplementedError, match="primitive 'x' has no jvp rule"):
+        MissingRule("x", "jvp")()
+
+
+def test_rule_gaps_are_listed(capsys):
+    gaps = {kind: sorted(p.name for p in all_primitives.values() if p not in table) for kind, table in RULE_TABLES.items()}
+    with capsys.disabled():
+        for kind, names in gaps.items():
+            print(f"\n[registry] {len(names)} of {len(all_primitives)} primitives lack a {kind} rule")
+    assert set(gaps) == {"jvp", "transpose", "batch"}
