@@ -53,6 +53,7 @@ def test_dot_golden():
             "digraph functrace {",
             "  rankdir=TB;",
             '  node [fontname="Helvetica", fontsize=10];',
+            '  edge [fontname="Helvetica", fontsize=9];',
             '  in0 [shape=ellipse, style=filled, fillcolor=lightblue, label="x\\nf64[2]"];',
             '  op0 [shape=box, label="sin\\nf64[2]"];',
             '  in0 -> op0 [label="f64[2]"];',

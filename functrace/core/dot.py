@@ -17,7 +17,12 @@ def to_dot(fn: Function, name: str = "functrace") -> str:
     >>> print(ft.make_ir(lambda x: fnp.sin(x))(np.ones(2)).to_dot().splitlines()[0])
     digraph functrace {
     """
-    lines = [f"digraph {name} {{", "  rankdir=TB;", '  node [fontname="Helvetica", fontsize=10];']
+    lines = [
+        f"digraph {name} {{",
+        "  rankdir=TB;",
+        '  node [fontname="Helvetica", fontsize=10];',
+        '  edge [fontname="Helvetica", fontsize=9];',
+    ]
     producer: dict[Var, str] = {}
     for i, v in enumerate(fn.constvars):
         node = f"const{i}"
