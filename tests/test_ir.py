@@ -172,3 +172,16 @@ def test_typecheck_rejects_wrong_number_of_outputs():
     fn = Function([a], [Eqn(ew.sin_p, [a], {}, [b, c])], [b])
     with pytest.raises(IRTypeError, match="2 outputs, the rule gives 1"):
         fn.typecheck()
+
+
+def test_nested_staging_closes_over_outer_tracers():
+    def outer(x):
+        inner = ft.make_ir(lambda y: fnp.sin(y) * x)(x)
+        # The inner IR captured the outer tracer x as a constant...
+        assert len(inner.constvars) == 1
+        # ...and evaluating it inside the outer trace records its equations there.
+        return inner.eval(x) + 1.0
+
+    ir = ft.make_ir(outer)(np.ones(2))
+    assert [e.primitive.name for e in ir.eqns] == ["sin", "mul", "add"]
+    assert_same(ir.eval(np.full(2, 0.5)), np.sin(0.5) * 0.5 + np.ones(2))
