@@ -11,10 +11,35 @@
 """
 
 from functrace import errors, lax, numpy, tree_util
+from functrace.ad import grad, hessian, jacfwd, jacrev, jvp, linearize, value_and_grad, vjp
 from functrace.api import jit, make_ir
 from functrace.config import config
 from functrace.core.ir import Function
+from functrace.custom_derivatives import checkpoint, custom_jvp, custom_vjp, remat
+from functrace.lax.elementwise import stop_gradient
 
 __version__ = "0.1.0"
 
-__all__ = ["Function", "config", "errors", "jit", "lax", "make_ir", "numpy", "tree_util"]
+__all__ = [
+    "Function",
+    "checkpoint",
+    "config",
+    "custom_jvp",
+    "custom_vjp",
+    "errors",
+    "grad",
+    "hessian",
+    "jacfwd",
+    "jacrev",
+    "jit",
+    "jvp",
+    "linearize",
+    "lax",
+    "make_ir",
+    "numpy",
+    "remat",
+    "stop_gradient",
+    "tree_util",
+    "value_and_grad",
+    "vjp",
+]

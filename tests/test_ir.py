@@ -18,12 +18,7 @@ F32_3 = np.ones(3, np.float32)
 
 def test_pretty_printer_golden():
     ir = ft.make_ir(lambda a, b: fnp.tanh(a * b))(F32_3, F32_3)
-    assert str(ir) == (
-        "{ lambda ; a:f32[3] b:f32[3]. let\n"
-        "    c:f32[3] = mul a b\n"
-        "    d:f32[3] = tanh c\n"
-        "  in (d,) }"
-    )
+    assert str(ir) == ("{ lambda ; a:f32[3] b:f32[3]. let\n    c:f32[3] = mul a b\n    d:f32[3] = tanh c\n  in (d,) }")
 
 
 def test_pretty_printer_constants_literals_params_and_several_outputs():

@@ -14,7 +14,11 @@ import functrace.numpy as fnp
 
 
 def interpret(fun=None, **kw):
-    return ft.jit(fun, backend="interpret", **kw) if fun is not None else functools.partial(ft.jit, backend="interpret", **kw)
+    return (
+        ft.jit(fun, backend="interpret", **kw)
+        if fun is not None
+        else functools.partial(ft.jit, backend="interpret", **kw)
+    )
 
 
 def test_results_equal_eager_and_are_ndarrays():
@@ -63,7 +67,7 @@ def test_static_argnums_and_argnames_are_cache_keys():
 
 def test_unhashable_static_argument_is_a_value_error():
     f = interpret(lambda x, shape: x.reshape(shape), static_argnums=1)
-    with pytest.raises(ValueError, match="static argument 1 .* unhashable type list"):
+    with pytest.raises(ValueError, match=r"static argument 1 .* unhashable type list"):
         f(np.ones(4), [2, 2])
     assert_same(f(np.ones(4), (2, 2)), np.ones((2, 2)))
 
@@ -75,7 +79,7 @@ def test_python_control_flow_on_traced_value_is_a_concretization_error():
             return x
         return -x
 
-    with pytest.raises(ft.errors.ConcretizationError, match="depends on the argument x.*lax.cond.*static_argnums"):
+    with pytest.raises(ft.errors.ConcretizationError, match=r"depends on the argument x.*lax.cond.*static_argnums"):
         f(np.ones(2))
 
 

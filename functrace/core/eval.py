@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from functrace.config import config
 from functrace.core.abstract import concrete_aval
 from functrace.core.ir import Function, Literal, Var
 from functrace.core.trace import Tracer, bind
@@ -25,13 +26,26 @@ def eval_ir(fn: Function, args: Sequence[Any]) -> list[Any]:
     def read(atom):
         return atom.val if isinstance(atom, Literal) else env[atom]
 
+    debug_nans = config.debug_nans
     for eqn in fn.eqns:
-        outs = bind(eqn.primitive, *map(read, eqn.inputs), **eqn.params)
+        if debug_nans:
+            outs = _bind_naming_source(eqn, list(map(read, eqn.inputs)))
+        else:
+            outs = bind(eqn.primitive, *map(read, eqn.inputs), **eqn.params)
         if not eqn.primitive.multiple_results:
             outs = (outs,)
         for v, x in zip(eqn.outvars, outs, strict=True):
             env[v] = x
     return [read(a) for a in fn.outvars]
+
+
+def _bind_naming_source(eqn, args: list) -> Any:
+    try:
+        return bind(eqn.primitive, *args, **eqn.params)
+    except FloatingPointError as e:
+        if eqn.source and "traced at" not in str(e):
+            raise FloatingPointError(f"{e}\n  (traced at {eqn.source})") from None
+        raise
 
 
 def eval_function(fn: Function, *args: Any) -> Any:

@@ -9,9 +9,9 @@ Rule signatures (one per kind, every rule returns a list):
 
 - ``impl(*arrays, **params) -> list[np.ndarray]``
 - ``abstract_eval(*avals, **params) -> list[ShapedArray]``
-- ``jvp(primals, tangents, **params) -> (list, list)``          (issue: AD)
-- ``transpose(cotangents, *args, **params) -> list``            (issue: AD)
-- ``batch(args, batch_dims, **params) -> (list, list)``         (issue: vmap)
+- ``jvp(primals, tangents, **params) -> (list, list)``            (see ``core/ad_util.py``)
+- ``vjp(cts_out, primals_in, primals_out, **params) -> list``     (see ``core/ad_util.py``)
+- ``batch(args, batch_dims, **params) -> (list, list)``           (issue: vmap)
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ all_primitives: dict[str, Primitive] = {}
 
 # Transformation rule tables, filled under each primitive's definition.
 jvp_rules: dict[Primitive, Callable] = {}
-transpose_rules: dict[Primitive, Callable] = {}
+vjp_rules: dict[Primitive, Callable] = {}
 batch_rules: dict[Primitive, Callable] = {}
 # Primitives whose derivative is zero by definition (comparisons, argmax, bit ops...).
 zero_derivative: set[Primitive] = set()
 
 RULE_TABLES: dict[str, dict] = {
     "jvp": jvp_rules,
-    "transpose": transpose_rules,
+    "vjp": vjp_rules,
     "batch": batch_rules,
 }
 
@@ -38,8 +38,10 @@ RULE_TABLES: dict[str, dict] = {
 class Primitive:
     """A named operation with rules.
 
+    >>> from functrace.core.abstract import ShapedArray
     >>> neg_p = Primitive("example_neg")
     >>> neg_p.def_impl(lambda x: [-x])
+    >>> neg_p.def_abstract_eval(lambda aval: [aval])
     >>> neg_p.bind(3.0)
     -3.0
     """

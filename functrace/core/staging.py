@@ -17,6 +17,7 @@ import numpy as np
 from functrace.core import abstract
 from functrace.core.abstract import ShapedArray
 from functrace.core.ir import Eqn, Function, Literal, Var
+from functrace.core.passes import eliminate_dead_code
 from functrace.core.source_info import user_frame, with_user_line
 from functrace.core.trace import Trace, Tracer, new_main
 
@@ -88,7 +89,8 @@ class IRBuilder:
                 consts.append(val if isinstance(val, Tracer) else abstract.as_array(val, var.aval.dtype))
         eqns = [_inline_literals(e, literals) for e in self.eqns]
         outs = [literals.get(v, v) for v in outvars]
-        return Function(self.invars, eqns, outs, constvars, consts, arg_names=self.arg_names)
+        fn = Function(self.invars, eqns, outs, constvars, consts, arg_names=self.arg_names)
+        return eliminate_dead_code(fn)
 
 
 def _inline_literals(eqn: Eqn, literals: dict[Var, Literal]) -> Eqn:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from functrace.core.abstract import ShapedArray, concrete_aval
+from functrace.config import config
 from functrace.core.source_info import with_user_line
 from functrace.errors import ConcretizationError, UnexpectedTracerError
 
@@ -149,13 +150,23 @@ class Tracer:
         """This value at the lowest level that can represent it."""
         return self
 
+    def inner(self) -> Any:
+        """The value this tracer wraps at a lower level, for transformations that have one."""
+        return None
+
     def concrete_value(self) -> np.ndarray | None:
         """The concrete value behind this tracer, when the transformation has one."""
-        return None
+        inner = self.inner()
+        if inner is None:
+            return None
+        return inner.concrete_value() if isinstance(inner, Tracer) else np.asarray(inner)
 
     def _concretize(self, what: str) -> np.ndarray:
         value = self.concrete_value()
         if value is None:
+            inner = self.inner()
+            if isinstance(inner, Tracer):
+                return inner._concretize(what)  # the innermost trace knows where the value came from
             raise ConcretizationError(self._trace.concretization_message(self, what))
         return value
 
@@ -236,6 +247,8 @@ def bind(primitive: Primitive, *args: Any, **params: Any):
             # Eager: check types as staging would, so bad input fails the same way.
             primitive.abstract_eval(*[concrete_aval(a) for a in args], **params)
             outs = primitive.impl(*args, **params)
+            if _config_values["debug_nans"]:
+                check_nans(primitive, args, outs)
             return outs if primitive.multiple_results else outs[0]
         top = dynamic
     elif dynamic.level > top.level:
@@ -246,6 +259,20 @@ def bind(primitive: Primitive, *args: Any, **params: Any):
     tracers = [trace.full_raise(a) for a in args]
     outs = [full_lower(o) for o in trace.process_primitive(primitive, tracers, params)]
     return outs if primitive.multiple_results else outs[0]
+
+
+_config_values = config._values
+
+
+def _has_nan(x: Any) -> bool:
+    arr = np.asarray(x)
+    return arr.dtype.kind == "f" and bool(np.isnan(arr).any())
+
+
+def check_nans(primitive: Primitive, args: Any, outs: list) -> None:
+    """``debug_nans``: raise if this primitive made a NaN out of NaN-free inputs."""
+    if any(_has_nan(o) for o in outs) and not any(_has_nan(a) for a in args):
+        raise FloatingPointError(with_user_line(f"debug_nans: the primitive '{primitive.name}' produced a NaN"))
 
 
 def full_lower(val: Any) -> Any:

@@ -5,7 +5,10 @@ operands are not broadcast or promoted: shapes and dtypes must agree, except tha
 Python scalars take the dtype of the array operands.
 """
 
+from functrace.lax.convolution import *  # noqa: F403
 from functrace.lax.elementwise import *  # noqa: F403
+from functrace.lax.indexing import *  # noqa: F403
 from functrace.lax.linalg import *  # noqa: F403
 from functrace.lax.reductions import *  # noqa: F403
 from functrace.lax.structural import *  # noqa: F403
+from functrace.lax.windowed import *  # noqa: F403

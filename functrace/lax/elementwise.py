@@ -14,8 +14,10 @@ import numpy as np
 
 from functrace.core import dtypes
 from functrace.core.abstract import ShapedArray
-from functrace.core.primitive import Primitive, zero_derivative
+from functrace.core.ad_util import Zero, defelementwise, is_differentiable
+from functrace.core.primitive import Primitive, jvp_rules, vjp_rules, zero_derivative
 from functrace.core.source_info import with_user_line
+from functrace.core.trace import get_aval
 
 # Which dtype kinds a primitive accepts: f float, i signed, u unsigned, b bool.
 FLOAT = "f"
@@ -86,12 +88,24 @@ def compare(name: str, impl: Callable, kinds: str = ANY) -> Primitive:
 # --- arithmetic ---------------------------------------------------------------------
 
 neg_p = unop("neg", np.negative, NUMERIC)
+defelementwise(neg_p, lambda g, ans, x: neg_p.bind(g))
 sign_p = unop("sign", np.sign, NUMERIC)
 abs_p = unop("abs", np.abs, NUMERIC)
+defelementwise(abs_p, lambda g, ans, x: mul_p.bind(g, sign_p.bind(x)))  # 0 at the kink, as JAX
 
 add_p = binop("add", np.add, NUMERIC)
 sub_p = binop("sub", np.subtract, NUMERIC)
 mul_p = binop("mul", np.multiply, NUMERIC)
+
+
+def _const(value: float, like) -> np.ndarray:
+    """A rank-0 constant of ``like``'s dtype (a literal when staged)."""
+    return np.asarray(value, dtype=get_aval(like).dtype)
+
+
+defelementwise(add_p, lambda g, ans, x, y: g, lambda g, ans, x, y: g)
+defelementwise(sub_p, lambda g, ans, x, y: g, lambda g, ans, x, y: neg_p.bind(g))
+defelementwise(mul_p, lambda g, ans, x, y: mul_p.bind(g, y), lambda g, ans, x, y: mul_p.bind(g, x))
 
 
 def _div_impl(x, y):
@@ -104,6 +118,11 @@ def _div_impl(x, y):
 
 
 div_p = binop("div", _div_impl, NUMERIC)
+defelementwise(
+    div_p,
+    lambda g, ans, x, y: div_p.bind(g, y),
+    lambda g, ans, x, y: neg_p.bind(mul_p.bind(g, div_p.bind(ans, y))),
+)
 
 
 def _rem_impl(x, y):
@@ -114,8 +133,31 @@ def _rem_impl(x, y):
 
 
 rem_p = binop("rem", _rem_impl, NUMERIC)
+
+
+def _trunc(x):
+    return mul_p.bind(sign_p.bind(x), floor_p.bind(abs_p.bind(x)))
+
+
+defelementwise(rem_p, lambda g, ans, x, y: g, lambda g, ans, x, y: neg_p.bind(mul_p.bind(g, _trunc(div_p.bind(x, y)))))
 max_p = binop("max", np.maximum, NUMERIC)
 min_p = binop("min", np.minimum, NUMERIC)
+
+
+def _choose(g, x, y, wins: Primitive):
+    # Where x wins the gradient goes to x; on ties it is split evenly, as in JAX.
+    dtype = get_aval(g).dtype
+    share = add_p.bind(
+        convert_element_type_p.bind(wins.bind(x, y), new_dtype=dtype, weak_type=False),
+        mul_p.bind(convert_element_type_p.bind(eq_p.bind(x, y), new_dtype=dtype, weak_type=False), _const(0.5, g)),
+    )
+    return mul_p.bind(g, share)
+
+
+defelementwise(max_p, lambda g, ans, x, y: _choose(g, x, y, gt_p), lambda g, ans, x, y: _choose(g, y, x, gt_p))
+defelementwise(min_p, lambda g, ans, x, y: _choose(g, x, y, lt_p), lambda g, ans, x, y: _choose(g, y, x, lt_p))
+
+
 def _pow_impl(x, y):
     if np.result_type(x).kind == "f":
         return np.power(x, y)
@@ -128,6 +170,23 @@ def _pow_impl(x, y):
 
 
 pow_p = binop("pow", _pow_impl, NUMERIC)
+
+
+def _pow_base_term(g, ans, x, y):
+    # y * x**(y-1), defined as 0 where y == 0 (so x = 0 is not a NaN).
+    d = mul_p.bind(y, pow_p.bind(x, sub_p.bind(y, _const(1, y))))
+    return mul_p.bind(g, select_p.bind(eq_p.bind(y, _const(0, y)), _const(0, d), d))
+
+
+def _pow_exponent_term(g, ans, x, y):
+    # log(x) * x**y, defined as 0 where x == 0 (the limit for y > 0).
+    zero = eq_p.bind(x, _const(0, x))
+    safe_x = select_p.bind(zero, _const(1, x), x)
+    d = mul_p.bind(log_p.bind(safe_x), ans)
+    return mul_p.bind(g, select_p.bind(zero, _const(0, d), d))
+
+
+defelementwise(pow_p, _pow_base_term, _pow_exponent_term)
 
 integer_pow_p = Primitive("integer_pow")
 
@@ -149,6 +208,18 @@ def _integer_pow_abstract_eval(x: ShapedArray, *, y: int) -> list[ShapedArray]:
 integer_pow_p.def_impl(_integer_pow_impl)
 integer_pow_p.def_abstract_eval(_integer_pow_abstract_eval)
 
+
+def _integer_pow_term(g, ans, x, *, y: int):
+    if y == 0:
+        return mul_p.bind(g, _const(0, g))
+    if y == 1:
+        return g
+    d = x if y == 2 else integer_pow_p.bind(x, y=y - 1)
+    return mul_p.bind(g, mul_p.bind(_const(y, x), d))
+
+
+defelementwise(integer_pow_p, _integer_pow_term)
+
 # --- rounding -----------------------------------------------------------------------
 
 floor_p = unop("floor", np.floor, FLOAT)
@@ -160,13 +231,21 @@ for _p in (sign_p, floor_p, ceil_p, round_p):
 # --- transcendental -----------------------------------------------------------------
 
 exp_p = unop("exp", np.exp, FLOAT)
+defelementwise(exp_p, lambda g, ans, x: mul_p.bind(g, ans))
 log_p = unop("log", np.log, FLOAT)
+defelementwise(log_p, lambda g, ans, x: div_p.bind(g, x))
 log1p_p = unop("log1p", np.log1p, FLOAT)
+defelementwise(log1p_p, lambda g, ans, x: div_p.bind(g, add_p.bind(x, _const(1, x))))
 expm1_p = unop("expm1", np.expm1, FLOAT)
+defelementwise(expm1_p, lambda g, ans, x: mul_p.bind(g, add_p.bind(ans, _const(1, ans))))
 tanh_p = unop("tanh", np.tanh, FLOAT)
+defelementwise(tanh_p, lambda g, ans, x: mul_p.bind(g, sub_p.bind(_const(1, ans), mul_p.bind(ans, ans))))
 sin_p = unop("sin", np.sin, FLOAT)
+defelementwise(sin_p, lambda g, ans, x: mul_p.bind(g, cos_p.bind(x)))
 cos_p = unop("cos", np.cos, FLOAT)
+defelementwise(cos_p, lambda g, ans, x: neg_p.bind(mul_p.bind(g, sin_p.bind(x))))
 sqrt_p = unop("sqrt", np.sqrt, FLOAT)
+defelementwise(sqrt_p, lambda g, ans, x: div_p.bind(g, mul_p.bind(_const(2, ans), ans)))
 
 
 def _rsqrt(x):
@@ -175,6 +254,7 @@ def _rsqrt(x):
 
 
 rsqrt_p = unop("rsqrt", _rsqrt, FLOAT)
+defelementwise(rsqrt_p, lambda g, ans, x: mul_p.bind(g, mul_p.bind(_const(-0.5, x), div_p.bind(ans, x))))
 
 
 def _logistic(x):
@@ -184,6 +264,7 @@ def _logistic(x):
 
 
 logistic_p = unop("logistic", _logistic, FLOAT)
+defelementwise(logistic_p, lambda g, ans, x: mul_p.bind(g, mul_p.bind(ans, sub_p.bind(_const(1, ans), ans))))
 
 _erf_vectorized = np.vectorize(math.erf, otypes=[np.float64])
 
@@ -194,6 +275,12 @@ def _erf(x):
 
 
 erf_p = unop("erf", _erf, FLOAT)
+defelementwise(
+    erf_p,
+    lambda g, ans, x: mul_p.bind(
+        g, mul_p.bind(_const(2 / np.sqrt(np.pi), x), exp_p.bind(neg_p.bind(mul_p.bind(x, x))))
+    ),
+)
 
 # --- predicates, logic and bits ------------------------------------------------------
 
@@ -268,6 +355,12 @@ def _select_abstract_eval(pred: ShapedArray, on_true: ShapedArray, on_false: Sha
 
 
 select_p.def_abstract_eval(_select_abstract_eval)
+defelementwise(
+    select_p,
+    None,
+    lambda g, ans, pred, on_true, on_false: select_p.bind(pred, g, _const(0, g)),
+    lambda g, ans, pred, on_true, on_false: select_p.bind(pred, _const(0, g), g),
+)
 
 convert_element_type_p = Primitive("convert_element_type")
 
@@ -283,6 +376,25 @@ def _convert_element_type_abstract_eval(x: ShapedArray, *, new_dtype: np.dtype, 
 
 convert_element_type_p.def_impl(_convert_element_type_impl)
 convert_element_type_p.def_abstract_eval(_convert_element_type_abstract_eval)
+
+
+def _convert_element_type_jvp(primals, tangents, *, new_dtype, weak_type):
+    (x,), (t,) = primals, tangents
+    ans = convert_element_type_p.bind(x, new_dtype=new_dtype, weak_type=weak_type)
+    if type(t) is Zero or not is_differentiable(get_aval(ans)):
+        return [ans], [Zero(get_aval(ans))]
+    return [ans], [convert_element_type_p.bind(t, new_dtype=new_dtype, weak_type=weak_type)]
+
+
+def _convert_element_type_vjp(cts, primals, outs, *, new_dtype, weak_type):
+    aval = get_aval(primals[0])
+    if not is_differentiable(aval) or not is_differentiable(get_aval(outs[0])):
+        return [None]
+    return [convert_element_type_p.bind(cts[0], new_dtype=aval.dtype, weak_type=aval.weak_type)]
+
+
+jvp_rules[convert_element_type_p] = _convert_element_type_jvp
+vjp_rules[convert_element_type_p] = _convert_element_type_vjp
 
 stop_gradient_p = unop("stop_gradient", lambda x: x, ANY)
 zero_derivative.add(stop_gradient_p)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from functrace.core import dtypes
 from functrace.core.abstract import ShapedArray
+from functrace.core.ad_util import defbilinear
 from functrace.core.primitive import Primitive
 from functrace.core.source_info import with_user_line
+from functrace.core.trace import get_aval
 from functrace.lax.elementwise import NUMERIC, _check_kinds
+from functrace.lax.structural import transpose_p
 
 # dimension_numbers = ((lhs_contract, rhs_contract), (lhs_batch, rhs_batch)), as in XLA.
 # Output dimensions: batch, then lhs free, then rhs free.
@@ -70,9 +74,51 @@ dot_general_p.def_impl(_dot_general_impl)
 dot_general_p.def_abstract_eval(_dot_general_abstract_eval)
 
 
+def _operand_cotangent(ct, x_aval: ShapedArray, y, x_dims: tuple, y_dims: tuple, y_free_in_ct: tuple):
+    """The cotangent of operand ``x`` of a contraction with ``y``, where ``x_dims`` and
+    ``y_dims`` are each operand's (contracting, batch) dims and ``y_free_in_ct`` the
+    positions of ``y``'s free dims in ``ct``.
+
+    Contract ``ct`` with ``y`` over ``y``'s free dims (batch dims stay batch): the result
+    has x's batch dims, x's free dims, then y's contracting dims in y's order, each
+    standing for its partner in x. A transpose puts them back in x's order.
+    """
+    (x_contract, x_batch), (y_contract, y_batch) = x_dims, y_dims
+    y_free = tuple(_free_dims(get_aval(y).ndim, y_contract, y_batch))
+    batch = tuple(range(len(x_batch)))
+    out = dot_general_p.bind(ct, y, dimension_numbers=((y_free_in_ct, y_free), (batch, y_batch)))
+    partners = [x for _, x in sorted(zip(y_contract, x_contract, strict=True))]
+    order = [*x_batch, *_free_dims(x_aval.ndim, x_contract, x_batch), *partners]
+    permutation = tuple(order.index(d) for d in range(x_aval.ndim))
+    if permutation == tuple(range(x_aval.ndim)):
+        return out
+    return transpose_p.bind(out, permutation=permutation)
+
+
+def _dot_general_transpose_lhs(ct, lhs_aval: ShapedArray, rhs, *, dimension_numbers: DimensionNumbers):
+    (lc, rc), (lb, rb) = dimension_numbers
+    n_lhs_free = len(_free_dims(lhs_aval.ndim, lc, lb))
+    rhs_free_in_ct = tuple(range(len(lb) + n_lhs_free, get_aval(ct).ndim))
+    return _operand_cotangent(ct, lhs_aval, rhs, (lc, lb), (rc, rb), rhs_free_in_ct)
+
+
+def _dot_general_transpose_rhs(ct, lhs, rhs_aval: ShapedArray, *, dimension_numbers: DimensionNumbers):
+    (lc, rc), (lb, rb) = dimension_numbers
+    n_lhs_free = len(_free_dims(get_aval(lhs).ndim, lc, lb))
+    lhs_free_in_ct = tuple(range(len(lb), len(lb) + n_lhs_free))
+    return _operand_cotangent(ct, rhs_aval, lhs, (rc, rb), (lc, lb), lhs_free_in_ct)
+
+
+defbilinear(dot_general_p, _dot_general_transpose_lhs, _dot_general_transpose_rhs)
+
+
 def dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_type=None):
     """Contract ``lhs`` and ``rhs``: ``dimension_numbers = ((lhs_contract, rhs_contract),
     (lhs_batch, rhs_batch))``. The output has the batch, then lhs free, then rhs free dims.
+
+    Both operands have one dtype, unless ``preferred_element_type`` is given: then both are
+    converted to it first, so that products and sums are computed in it (int32 operands
+    accumulate in int64 with ``preferred_element_type=np.int64``).
 
     >>> import numpy as np
     >>> from functrace import lax
@@ -82,12 +128,13 @@ def dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_t
     del precision  # accepted for JAX compatibility; NumPy and LLVM compute at full precision
     (lc, rc), (lb, rb) = dimension_numbers
     dims = ((tuple(map(int, lc)), tuple(map(int, rc))), (tuple(map(int, lb)), tuple(map(int, rb))))
-    out = dot_general_p.bind(lhs, rhs, dimension_numbers=dims)
     if preferred_element_type is not None:
+        from functrace.core.trace import get_aval
         from functrace.lax.elementwise import convert_element_type
 
-        out = convert_element_type(out, preferred_element_type)
-    return out
+        dtype = dtypes.canonicalize(preferred_element_type)
+        lhs, rhs = (x if get_aval(x).dtype == dtype else convert_element_type(x, dtype) for x in (lhs, rhs))
+    return dot_general_p.bind(lhs, rhs, dimension_numbers=dims)
 
 
 __all__ = ["dot_general"]

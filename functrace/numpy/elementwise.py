@@ -66,7 +66,9 @@ def _array_and_scalar(x1: Any, x2: Any) -> bool:
     return type(x2) is np.ndarray and type(x1) in _PYTHON_SCALARS and x2.dtype in _SUPPORTED
 
 
-def _binary(prim, name: str, np_fn: Callable) -> Callable:
+def _binary(prim, name: str, np_fn: Callable, bool_prim=None) -> Callable:
+    """``bool_prim`` is what NumPy computes on two bools (``add`` is ``or`` there)."""
+
     def fn(x1: ArrayLike, x2: ArrayLike) -> Any:
         if (
             type(x1) is np.ndarray
@@ -79,7 +81,10 @@ def _binary(prim, name: str, np_fn: Callable) -> Callable:
             return prim.impl(x1, x2)[0]
         if _state.dynamic.level == 0 and _array_and_scalar(x1, x2):
             return np_fn(x1, x2)  # NumPy 2 promotes Python scalars exactly as we do
-        return prim.bind(*promote(name, x1, x2))
+        x1, x2 = promote(name, x1, x2)
+        if bool_prim is not None and aval_of(x1).dtype == dtypes.bool_:
+            return bool_prim.bind(x1, x2)
+        return prim.bind(x1, x2)
 
     result = np_fn(_EXAMPLE, np.array([1.0, 3.0]))
     return _document(fn, name, f"fnp.{name}(np.array([0.5, 2.0]), np.array([1.0, 3.0]))\n{result!r}")
@@ -94,11 +99,11 @@ sin = _unary_inexact(ew.sin_p, "sin", np.sin)
 cos = _unary_inexact(ew.cos_p, "cos", np.cos)
 sqrt = _unary_inexact(ew.sqrt_p, "sqrt", np.sqrt)
 
-add = _binary(ew.add_p, "add", np.add)
+add = _binary(ew.add_p, "add", np.add, ew.or_p)
 subtract = _binary(ew.sub_p, "subtract", np.subtract)
-multiply = _binary(ew.mul_p, "multiply", np.multiply)
-maximum = _binary(ew.max_p, "maximum", np.maximum)
-minimum = _binary(ew.min_p, "minimum", np.minimum)
+multiply = _binary(ew.mul_p, "multiply", np.multiply, ew.and_p)
+maximum = _binary(ew.max_p, "maximum", np.maximum, ew.or_p)
+minimum = _binary(ew.min_p, "minimum", np.minimum, ew.and_p)
 equal = _binary(ew.eq_p, "equal", np.equal)
 not_equal = _binary(ew.ne_p, "not_equal", np.not_equal)
 less = _binary(ew.lt_p, "less", np.less)
