@@ -15,8 +15,8 @@ from functrace.numpy.creation import *  # noqa: F403
 from functrace.numpy.elementwise import *  # noqa: F403
 from functrace.numpy.indexing import *  # noqa: F403
 from functrace.numpy.linalg import *  # noqa: F403
+from functrace.numpy.manipulation import *  # noqa: F403
 from functrace.numpy.reductions import *  # noqa: F403
-from functrace.numpy.shape import *  # noqa: F403
 from functrace.numpy.tracer_methods import install as _install_tracer_methods
 
 float32 = _np.float32

@@ -20,8 +20,8 @@ from functrace.lax import elementwise as ew
 from functrace.lax.structural import iota_p
 from functrace.numpy import elementwise as fnp_ew
 from functrace.numpy import promotion
+from functrace.numpy.manipulation import broadcast_to, moveaxis
 from functrace.numpy.promotion import aval_of, convert, is_eager
-from functrace.numpy.shape import broadcast_to, moveaxis
 
 __all__ = [
     "arange", "array", "asarray", "empty", "empty_like", "eye", "full", "full_like", "identity",

@@ -16,8 +16,8 @@ from functrace.core import dtypes
 from functrace.core.source_info import api_boundary, with_user_line
 from functrace.lax.linalg import dot_general_p
 from functrace.lax.reductions import reduce_sum_p
+from functrace.numpy.manipulation import reshape, transpose
 from functrace.numpy.promotion import aval_of, broadcast_shapes, broadcast_to, convert
-from functrace.numpy.shape import reshape, transpose
 
 __all__ = ["dot", "einsum", "inner", "matmul", "outer", "tensordot", "vdot"]
 

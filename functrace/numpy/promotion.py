@@ -33,7 +33,7 @@ def asarray(x: ArrayLike, dtype: Any = None) -> Any:
     if isinstance(x, Tracer):
         return x if dtype is None else convert(x, dtypes.canonicalize(dtype))
     if isinstance(x, list | tuple) and any(isinstance(e, Tracer) for e in _flat_sequence(x)):
-        from functrace.numpy.shape import stack
+        from functrace.numpy.manipulation import stack
 
         return stack([asarray(e, dtype) for e in x])
     if dtype is not None:

@@ -26,8 +26,8 @@ from functrace.lax.reductions import (
     reduce_prod_p,
     reduce_sum_p,
 )
+from functrace.numpy.manipulation import expand_reduced, reshape
 from functrace.numpy.promotion import aval_of, convert, promote
-from functrace.numpy.shape import expand_reduced, reshape
 
 __all__ = [
     "all", "amax", "amin", "any", "argmax", "argmin", "count_nonzero", "cumsum", "max", "mean",
