@@ -89,6 +89,9 @@ def _pp_value(v: Any) -> str:
         return v.name
     if isinstance(v, type) and issubclass(v, np.generic):
         return np.dtype(v).name
+    if isinstance(v, tuple) and hasattr(v, "_fields"):  # a NamedTuple of dimension numbers
+        fields = ", ".join(f"{k}={_pp_value(getattr(v, k))}" for k in v._fields)
+        return f"{type(v).__name__}({fields})"
     if isinstance(v, tuple):
         inner = ", ".join(_pp_value(x) for x in v)
         return f"({inner},)" if len(v) == 1 else f"({inner})"

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from functrace.core.abstract import ShapedArray, concrete_aval
 from functrace.config import config
+from functrace.core.abstract import ShapedArray, concrete_aval
 from functrace.core.source_info import with_user_line
 from functrace.errors import ConcretizationError, UnexpectedTracerError
 

@@ -60,7 +60,7 @@ _COMPARISONS = {
 _UNARY = {"neg": "negative", "pos": "positive", "abs": "abs", "invert": "bitwise_not"}
 _METHODS = (
     "reshape", "transpose", "sum", "mean", "max", "min", "prod", "var", "std", "argmax", "argmin",
-    "ravel", "squeeze", "swapaxes", "clip", "round", "dot", "cumsum",
+    "ravel", "squeeze", "swapaxes", "clip", "round", "dot", "cumsum", "any", "all", "repeat",
 )  # fmt: skip
 
 
