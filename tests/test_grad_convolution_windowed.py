@@ -138,9 +138,9 @@ def test_conv_grads_through_a_small_cnn():
 def test_conv_grad_of_empty_batch_is_zero():
     x, w = np.zeros((0, 4, 4, 2)), np.ones((3, 3, 2, 5))
     dn = ("NHWC", "HWIO", "NHWC")
-    gx, gw = ft.grad(lambda x, w: fnp.sum(lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=dn)), (0, 1))(
-        x, w
-    )
+    gx, gw = ft.grad(
+        lambda x, w: fnp.sum(lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=dn)), (0, 1)
+    )(x, w)
     assert gx.shape == x.shape and gw.shape == w.shape
     np.testing.assert_array_equal(gw, np.zeros_like(w))
     check_grads(lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=dn), (x, w), **ORDER2)

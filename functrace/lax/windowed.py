@@ -236,7 +236,7 @@ def transpose_padding(
         in_shape, window, out_shape, strides, padding, base_dilation, window_dilation, strict=True
     ):
         effective = dilate_dim(w, wd)
-        new_lo = effective - lo
+        new_lo = effective - 1 - lo
         pads.append((new_lo, (x - 1) * bd + effective - dilate_dim(y, s) - new_lo))
     return tuple(pads)
 
