@@ -3,9 +3,9 @@
 A colour b = (R, G, B) has a market price f(b) = w1*R + w2*G + w3*B + c. We fit w and
 c to noisy synthetic prices by gradient descent on the mean squared error.
 
-The gradient is written out by hand here (automatic differentiation arrives with
-``functrace.grad``); the whole training step is traced into IR and run by ``jit``.
-The script prints progress, saves the loss curve and the traced graph of one step.
+The gradient comes from ``functrace.value_and_grad``; the whole training step (loss,
+gradient and update) is traced into one IR and run by ``jit``. The script prints
+progress, saves the loss curve and the traced graph of one step.
 
     python examples/colour_price_regression.py [--steps 200] [--out examples/out]
 """
@@ -44,13 +44,11 @@ def mse(params: dict, colours, prices):
 
 @ft.jit
 def train_step(params: dict, colours, prices, learning_rate):
-    # d/dw mean((Xw + c - y)^2) = 2/k X^T (Xw + c - y); d/dc = 2/k sum(Xw + c - y)
-    residual = predict(params, colours) - prices
-    k = colours.shape[0]
-    grad_w = 2.0 / k * (colours.T @ residual)
-    grad_c = 2.0 / k * residual.sum()
-    new_params = {"w": params["w"] - learning_rate * grad_w, "c": params["c"] - learning_rate * grad_c}
-    return new_params, fnp.mean(residual**2)
+    # The gradient is derived by functrace (symbol to symbol) and staged with the rest
+    # of the step into one IR.
+    loss, grads = ft.value_and_grad(mse)(params, colours, prices)
+    new_params = ft.tree_util.tree_map(lambda p, g: p - learning_rate * g, params, grads)
+    return new_params, loss
 
 
 def save_loss_plot(losses: list[float], path: str) -> None:

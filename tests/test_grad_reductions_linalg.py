@@ -355,7 +355,7 @@ LEAN_GRADIENTS = [
     ("max", lambda x: fnp.sum(fnp.max(x, axis=(0, 2)) * 3.0), {"add": 0, "reduce_max": 1}),
     ("prod", lambda x: fnp.sum(fnp.prod(x, axis=2) * 3.0), {"add": 0, "reduce_prod": 1}),
     ("cumsum", lambda x: fnp.sum(fnp.cumsum(x, axis=1) * 3.0), {"add": 0, "cumsum": 1}),
-    ("matmul", lambda x: fnp.sum(fnp.matmul(x, x) * 3.0), {"add": 1, "transpose": 1, "dot_general": 2}),
+    ("matmul", lambda x: fnp.sum(fnp.matmul(x, x) * 3.0), {"add": 1, "transpose": 0, "dot_general": 2}),
 ]
 
 

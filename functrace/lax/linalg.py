@@ -86,11 +86,18 @@ def _operand_cotangent(ct, x_aval: ShapedArray, y, x_dims: tuple, y_dims: tuple,
     (x_contract, x_batch), (y_contract, y_batch) = x_dims, y_dims
     y_free = tuple(_free_dims(get_aval(y).ndim, y_contract, y_batch))
     batch = tuple(range(len(x_batch)))
-    out = dot_general_p.bind(ct, y, dimension_numbers=((y_free_in_ct, y_free), (batch, y_batch)))
     partners = [x for _, x in sorted(zip(y_contract, x_contract, strict=True))]
-    order = [*x_batch, *_free_dims(x_aval.ndim, x_contract, x_batch), *partners]
+    x_free = _free_dims(x_aval.ndim, x_contract, x_batch)
+    identity = tuple(range(x_aval.ndim))
+    order = [*x_batch, *partners, *x_free]
+    if tuple(order) == identity and x_batch == tuple(batch):
+        # Contracting y with ct (in that order) lands in x's layout: no transpose needed
+        # (e.g. the weight gradient x^T @ ct of x @ w).
+        return dot_general_p.bind(y, ct, dimension_numbers=((y_free, y_free_in_ct), (y_batch, batch)))
+    out = dot_general_p.bind(ct, y, dimension_numbers=((y_free_in_ct, y_free), (batch, y_batch)))
+    order = [*x_batch, *x_free, *partners]
     permutation = tuple(order.index(d) for d in range(x_aval.ndim))
-    if permutation == tuple(range(x_aval.ndim)):
+    if permutation == identity:
         return out
     return transpose_p.bind(out, permutation=permutation)
 
