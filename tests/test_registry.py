@@ -1,9 +1,9 @@
 """Every primitive has every rule its stage of the project promises.
 
-The Foundation issue promises an implementation and a shape/dtype rule for every
-primitive; jvp/transpose (AD), batching (vmap) and lowering (backends) tables
-exist and are filled by their own issues: ``test_rule_gaps_are_listed`` prints
-what is still missing, so the gaps stay visible.
+Every primitive has an implementation, a shape/dtype rule, and a jvp and a vjp rule
+unless it is declared zero-derivative. Batching (vmap) and lowering (backends) tables
+are filled by their own issues: ``test_rule_gaps_are_listed`` prints what is still
+missing, so the gaps stay visible.
 """
 
 from __future__ import annotations
@@ -11,7 +11,15 @@ from __future__ import annotations
 import pytest
 
 import functrace  # noqa: F401  (registers every primitive)
-from functrace.core.primitive import RULE_TABLES, MissingRule, all_primitives, has_rule
+from functrace.core.primitive import (
+    RULE_TABLES,
+    MissingRule,
+    all_primitives,
+    has_rule,
+    jvp_rules,
+    vjp_rules,
+    zero_derivative,
+)
 
 EXPECTED = {
     "neg", "sign", "abs", "add", "sub", "mul", "div", "rem", "max", "min", "pow", "integer_pow",
@@ -35,6 +43,15 @@ def test_every_primitive_has_impl_and_shape_rule(name):
     prim = all_primitives[name]
     assert has_rule(prim, "impl"), f"{name} has no impl"
     assert has_rule(prim, "abstract_eval"), f"{name} has no shape/dtype rule"
+
+
+@pytest.mark.parametrize("name", sorted(all_primitives))
+def test_every_primitive_is_differentiable_or_declared_zero_derivative(name):
+    prim = all_primitives[name]
+    if prim in zero_derivative:
+        return
+    assert prim in jvp_rules, f"{name} has no jvp rule and is not declared zero-derivative"
+    assert prim in vjp_rules, f"{name} has no vjp rule and is not declared zero-derivative"
 
 
 def test_missing_rule_names_transformation_and_primitive():
