@@ -9,6 +9,7 @@ optional benchmark peer (``pip install autograd``); without it only functrace is
 
 from __future__ import annotations
 
+import itertools
 import timeit
 
 import numpy as np
@@ -23,7 +24,7 @@ BATCH = 128
 def init_params(rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
     return [
         (rng.normal(0, np.sqrt(2 / m), (m, n)).astype(np.float32), np.zeros(n, np.float32))
-        for m, n in zip(SIZES[:-1], SIZES[1:], strict=True)
+        for m, n in itertools.pairwise(SIZES)
     ]
 
 

@@ -7,6 +7,7 @@ Python scalars take the dtype of the array operands.
 
 from functrace.lax.convolution import *  # noqa: F403
 from functrace.lax.elementwise import *  # noqa: F403
+from functrace.lax.gather_scatter import *  # noqa: F403
 from functrace.lax.indexing import *  # noqa: F403
 from functrace.lax.linalg import *  # noqa: F403
 from functrace.lax.reductions import *  # noqa: F403

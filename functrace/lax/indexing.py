@@ -1,4 +1,5 @@
-"""Indexing primitives: static and dynamic slices, and XLA's general gather and scatter.
+"""Indexing primitives: static and dynamic slices (gather and scatter are in
+``gather_scatter.py``).
 
 Out-of-bounds rules (as XLA and JAX):
 
@@ -13,21 +14,31 @@ Out-of-bounds rules (as XLA and JAX):
 
 Gather and scatter take their index vectors along the last dimension of the
 indices (XLA's ``index_vector_dim`` is always the last one here).
+
+Derivatives: every primitive here is linear in its array operands except
+``scatter_mul``, ``scatter_min`` and ``scatter_max``; integer start indices and
+indices get no cotangent. Where indices repeat, the derivatives are exact for
+``scatter_add`` (updates accumulate), ``scatter`` (only the update that is kept gets a
+cotangent) and ``scatter_min``/``scatter_max`` (the elements equal to the result share
+it evenly, as ``max`` does for ties). ``scatter_mul``'s derivative with respect to its
+updates needs unique indices: it raises ``NotImplementedError`` when the indices
+repeat, or when they are traced (under ``jit``) so that uniqueness cannot be checked.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from functrace.core import dtypes
 from functrace.core.abstract import ShapedArray
-from functrace.core.primitive import Primitive
+from functrace.core.ad_util import Zero, instantiate, needed_cotangents, zeros
+from functrace.core.primitive import Primitive, jvp_rules, vjp_rules
 from functrace.core.source_info import with_user_line
 from functrace.core.trace import Tracer, get_aval
-from functrace.lax.structural import reshape_p
+from functrace.lax.structural import pad_p, reshape_p
 
 _pyslice = slice  # the builtin; ``slice`` below is the lax wrapper
 
@@ -78,6 +89,42 @@ def _slice_abstract_eval(x: ShapedArray, *, start_indices, limit_indices, stride
 slice_p.def_impl(_slice_impl)
 slice_p.def_abstract_eval(_slice_abstract_eval)
 
+
+def _slice_transpose(ct, aval: ShapedArray, *, start_indices, limit_indices, strides) -> list:
+    # Each element goes back where it came from: zeros before the start, after the last
+    # element taken, and (stride - 1) of them between neighbours.
+    config = []
+    for start, n, stride, dim in zip(start_indices, get_aval(ct).shape, strides, aval.shape, strict=True):
+        spread = (n - 1) * stride + 1 if n else 0
+        config.append((start, dim - start - spread, stride - 1 if n > 1 else 0))
+    if all(c == (0, 0, 0) for c in config):
+        return [ct]
+    return [pad_p.bind(ct, np.zeros((), aval.dtype), padding_config=tuple(config))]
+
+
+def _needs(i: int) -> bool:
+    """Whether the adjoint pass wants a cotangent for input ``i`` of the current primitive."""
+    mask = needed_cotangents()
+    return mask is None or mask[i]
+
+
+def _linear_jvp(prim: Primitive, linear: tuple[int, ...]) -> Callable:
+    """The jvp of a primitive linear in the operands at positions ``linear`` (the others
+    are integer indices): the primitive applied to those tangents, the same indices."""
+
+    def jvp(primals: list, tangents: list, **params) -> tuple[list, list]:
+        out = prim.bind(*primals, **params)
+        if all(type(tangents[i]) is Zero for i in linear):
+            return [out], [Zero(get_aval(out))]
+        args = [instantiate(tangents[i]) if i in linear else p for i, p in enumerate(primals)]
+        return [out], [prim.bind(*args, **params)]
+
+    return jvp
+
+
+jvp_rules[slice_p] = _linear_jvp(slice_p, (0,))
+vjp_rules[slice_p] = lambda cts, primals, outs, **params: _slice_transpose(cts[0], get_aval(primals[0]), **params)
+
 # --- dynamic_slice ----------------------------------------------------------------------
 
 dynamic_slice_p = Primitive("dynamic_slice")
@@ -98,6 +145,20 @@ def _dynamic_slice_abstract_eval(x: ShapedArray, *starts: ShapedArray, slice_siz
 
 dynamic_slice_p.def_impl(_dynamic_slice_impl)
 dynamic_slice_p.def_abstract_eval(_dynamic_slice_abstract_eval)
+
+
+def _dynamic_slice_vjp(cts: list, primals: list, outs: list, *, slice_sizes) -> list:
+    # The cotangent goes back into the window, which dynamic_update_slice clamps as
+    # dynamic_slice did.
+    (ct,), (x, *starts) = cts, primals
+    aval = get_aval(x)
+    if slice_sizes != aval.shape:
+        ct = dynamic_update_slice_p.bind(zeros(aval), ct, *starts)
+    return [ct] + [None] * len(starts)
+
+
+jvp_rules[dynamic_slice_p] = _linear_jvp(dynamic_slice_p, (0,))
+vjp_rules[dynamic_slice_p] = _dynamic_slice_vjp
 
 # --- dynamic_update_slice ---------------------------------------------------------------
 
@@ -130,322 +191,23 @@ def _dynamic_update_slice_abstract_eval(x: ShapedArray, update: ShapedArray, *st
 dynamic_update_slice_p.def_impl(_dynamic_update_slice_impl)
 dynamic_update_slice_p.def_abstract_eval(_dynamic_update_slice_abstract_eval)
 
-# --- gather and scatter: dimension numbers and index grids ------------------------------
+
+def _dynamic_update_slice_vjp(cts: list, primals: list, outs: list) -> list:
+    # The operand's cotangent is ct outside the window; the update's is ct inside it
+    # (None where that is nothing: a window covering everything, or an empty one).
+    (ct,), (x, update, *starts) = cts, primals
+    aval = get_aval(update)
+    whole = aval.shape == get_aval(x).shape
+    ct_x = ct_update = None
+    if _needs(0) and not whole:
+        ct_x = ct if aval.size == 0 else dynamic_update_slice_p.bind(ct, zeros(aval), *starts)
+    if _needs(1):
+        ct_update = ct if whole else dynamic_slice_p.bind(ct, *starts, slice_sizes=aval.shape)
+    return [ct_x, ct_update] + [None] * len(starts)
 
 
-class GatherDimensionNumbers(NamedTuple):
-    """How ``gather`` maps index vectors and windows to operand and output dimensions.
-
-    ``offset_dims``: output dimensions that hold window dimensions; ``collapsed_slice_dims``:
-    operand dimensions of window size 1 that the output drops; ``start_index_map``: the
-    operand dimension each component of an index vector starts; ``operand_batching_dims``
-    and ``start_indices_batching_dims``: pairs of operand and indices dimensions indexed
-    together (the operand dimension is dropped from the output).
-
-    >>> GatherDimensionNumbers(offset_dims=(1,), collapsed_slice_dims=(0,), start_index_map=(0,))
-    GatherDimensionNumbers(offset_dims=(1,), collapsed_slice_dims=(0,), start_index_map=(0,), \
-operand_batching_dims=(), start_indices_batching_dims=())
-    """
-
-    offset_dims: tuple[int, ...]
-    collapsed_slice_dims: tuple[int, ...]
-    start_index_map: tuple[int, ...]
-    operand_batching_dims: tuple[int, ...] = ()
-    start_indices_batching_dims: tuple[int, ...] = ()
-
-
-class ScatterDimensionNumbers(NamedTuple):
-    """How a scatter maps index vectors and update windows to operand dimensions.
-
-    The mirror image of :class:`GatherDimensionNumbers`: ``update_window_dims`` are the
-    window dimensions of the updates, ``inserted_window_dims`` the operand dimensions of
-    window size 1 absent from the updates, ``scatter_dims_to_operand_dims`` the operand
-    dimension each index vector component starts.
-
-    >>> ScatterDimensionNumbers((1,), (0,), (0,)).inserted_window_dims
-    (0,)
-    """
-
-    update_window_dims: tuple[int, ...]
-    inserted_window_dims: tuple[int, ...]
-    scatter_dims_to_operand_dims: tuple[int, ...]
-    operand_batching_dims: tuple[int, ...] = ()
-    scatter_indices_batching_dims: tuple[int, ...] = ()
-
-
-def _sorted_dims(name: str, what: str, dims: tuple[int, ...], rank: int) -> None:
-    if list(dims) != sorted(set(dims)) or any(not 0 <= d < rank for d in dims):
-        raise TypeError(with_user_line(f"{name}: {what}={dims} must be sorted, distinct and in [0, {rank})"))
-
-
-def _check_indexing(
-    name: str,
-    operand: ShapedArray,
-    indices: ShapedArray,
-    removed_dims: tuple[int, ...],
-    index_map: tuple[int, ...],
-    operand_batching_dims: tuple[int, ...],
-    indices_batching_dims: tuple[int, ...],
-    window: tuple[int, ...],
-) -> None:
-    """The checks gather and scatter share; ``window`` holds a size per operand dimension."""
-    rank = operand.ndim
-    if indices.dtype.kind not in "iu" or indices.ndim < 1:
-        raise TypeError(
-            with_user_line(f"{name} needs integer indices with an index vector dimension, got {indices.str_short()}")
-        )
-    _sorted_dims(name, "operand_batching_dims", operand_batching_dims, rank)
-    if set(removed_dims) & set(operand_batching_dims):
-        raise TypeError(with_user_line(f"{name}: a dimension cannot be both removed and a batching dimension"))
-    if len(set(index_map)) != len(index_map) or any(not 0 <= d < rank for d in index_map):
-        raise TypeError(with_user_line(f"{name}: index map {index_map} is invalid for operand shape {operand.shape}"))
-    if set(index_map) & set(operand_batching_dims):
-        raise TypeError(with_user_line(f"{name}: index map {index_map} overlaps the batching dimensions"))
-    if len(index_map) != indices.shape[-1]:
-        raise TypeError(
-            with_user_line(
-                f"{name}: indices of shape {indices.shape} hold index vectors of length {indices.shape[-1]}, "
-                f"but the index map {index_map} has {len(index_map)} entries"
-            )
-        )
-    batch_rank = indices.ndim - 1
-    if len(set(indices_batching_dims)) != len(indices_batching_dims) or any(
-        not 0 <= d < batch_rank for d in indices_batching_dims
-    ):
-        raise TypeError(with_user_line(f"{name}: indices batching dims {indices_batching_dims} are invalid"))
-    pairs = list(zip(operand_batching_dims, indices_batching_dims, strict=False))
-    if len(operand_batching_dims) != len(indices_batching_dims) or any(
-        operand.shape[o] != indices.shape[i] for o, i in pairs
-    ):
-        raise TypeError(
-            with_user_line(
-                f"{name}: operand batching dims {operand_batching_dims} of shape {operand.shape} do not match "
-                f"indices batching dims {indices_batching_dims} of shape {indices.shape}"
-            )
-        )
-    for d, (size, dim) in enumerate(zip(window, operand.shape, strict=True)):
-        if not 0 <= size <= dim or (size != 1 and (d in removed_dims or d in operand_batching_dims)):
-            raise TypeError(
-                with_user_line(f"{name}: window size {size} is invalid for dimension {d} of operand {operand.shape}")
-            )
-
-
-def _index_grids(
-    shape: tuple[int, ...],
-    indices: np.ndarray,
-    window: tuple[int, ...],
-    window_dims: tuple[int, ...],
-    index_map: tuple[int, ...],
-    operand_batching_dims: tuple[int, ...],
-    indices_batching_dims: tuple[int, ...],
-) -> tuple[list[np.ndarray], np.ndarray]:
-    """Operand coordinates of every element of every window, laid out as
-    ``batch_shape + window_shape``, with each window's start clamped into bounds,
-    and a mask over ``batch_shape`` telling which windows fit without clamping."""
-    indices = np.asarray(indices).astype(np.int64)
-    batch_shape = indices.shape[:-1]
-    rank = len(batch_shape) + len(window_dims)
-
-    def along(axis: int, values: np.ndarray) -> np.ndarray:
-        return values.reshape([values.size if a == axis else 1 for a in range(rank)])
-
-    grids = [np.zeros((1,) * rank, np.int64) for _ in shape]
-    fits = np.ones(batch_shape, dtype=bool)
-    trailing = (1,) * len(window_dims)
-    for k, d in enumerate(index_map):
-        start, upper = indices[..., k], shape[d] - window[d]
-        fits &= (start >= 0) & (start <= upper)
-        grids[d] = np.clip(start, 0, upper).reshape(batch_shape + trailing)
-    for operand_dim, indices_dim in zip(operand_batching_dims, indices_batching_dims, strict=True):
-        grids[operand_dim] = along(indices_dim, np.arange(batch_shape[indices_dim]))
-    for j, d in enumerate(window_dims):
-        grids[d] = grids[d] + along(len(batch_shape) + j, np.arange(window[d]))
-    return grids, fits
-
-
-def _batch_then_window(rank: int, window_positions: tuple[int, ...]) -> list[int]:
-    """The dimensions of an array (gather output, scatter updates) reordered so that
-    its batch dimensions come first and its window dimensions last."""
-    return [p for p in range(rank) if p not in window_positions] + list(window_positions)
-
-
-def _fill_value(dtype: np.dtype, fill_value: Any) -> Any:
-    if fill_value is not None:
-        return fill_value
-    if dtype.kind == "f":
-        return np.nan
-    if dtype.kind == "b":
-        return True
-    info = np.iinfo(dtype)
-    return info.min if dtype.kind == "i" else info.max
-
-
-# --- gather -----------------------------------------------------------------------------
-
-gather_p = Primitive("gather")
-GATHER_MODES = ("clip", "fill")
-
-
-def _gather_impl(operand, indices, *, dimension_numbers, slice_sizes, mode, fill_value):
-    operand, indices = np.asarray(operand), np.asarray(indices)
-    dn = dimension_numbers
-    removed = set(dn.collapsed_slice_dims) | set(dn.operand_batching_dims)
-    window_dims = tuple(d for d in range(operand.ndim) if d not in removed)
-    batch_shape = indices.shape[:-1]
-    full_shape = batch_shape + tuple(slice_sizes[d] for d in window_dims)
-    order = _batch_then_window(len(full_shape), dn.offset_dims)
-    if 0 in full_shape:
-        out = np.zeros(full_shape, operand.dtype)
-    else:
-        grids, fits = _index_grids(
-            operand.shape,
-            indices,
-            slice_sizes,
-            window_dims,
-            dn.start_index_map,
-            dn.operand_batching_dims,
-            dn.start_indices_batching_dims,
-        )
-        out = np.broadcast_to(operand[tuple(grids)], full_shape)
-        if mode == "fill":
-            fits = fits.reshape(batch_shape + (1,) * len(window_dims))
-            out = np.where(fits, out, np.asarray(_fill_value(operand.dtype, fill_value)).astype(operand.dtype))
-    return [np.array(np.transpose(out, np.argsort(order)), order="C")]
-
-
-def _gather_abstract_eval(
-    operand: ShapedArray, indices: ShapedArray, *, dimension_numbers, slice_sizes, mode, fill_value
-):
-    dn = dimension_numbers
-    if mode not in GATHER_MODES:
-        raise ValueError(with_user_line(f"gather: mode must be one of {GATHER_MODES}, got {mode!r}"))
-    if len(slice_sizes) != operand.ndim:
-        raise TypeError(with_user_line(f"gather: slice_sizes {slice_sizes} need one size per dim of {operand.shape}"))
-    _sorted_dims("gather", "collapsed_slice_dims", dn.collapsed_slice_dims, operand.ndim)
-    _check_indexing(
-        "gather",
-        operand,
-        indices,
-        dn.collapsed_slice_dims,
-        dn.start_index_map,
-        dn.operand_batching_dims,
-        dn.start_indices_batching_dims,
-        slice_sizes,
-    )
-    removed = set(dn.collapsed_slice_dims) | set(dn.operand_batching_dims)
-    window = [n for d, n in enumerate(slice_sizes) if d not in removed]
-    rank = len(window) + indices.ndim - 1
-    _sorted_dims("gather", "offset_dims", dn.offset_dims, rank)
-    if len(dn.offset_dims) != len(window):
-        raise TypeError(
-            with_user_line(f"gather: {len(dn.offset_dims)} offset_dims for {len(window)} window dimensions")
-        )
-    batch, window_iter = iter(indices.shape[:-1]), iter(window)
-    shape = tuple(next(window_iter) if p in dn.offset_dims else next(batch) for p in range(rank))
-    return [ShapedArray(shape, operand.dtype, operand.weak_type)]
-
-
-gather_p.def_impl(_gather_impl)
-gather_p.def_abstract_eval(_gather_abstract_eval)
-
-# --- scatter, scatter_add, scatter_mul, scatter_min, scatter_max ------------------------
-# For duplicate indices, ``scatter`` keeps one of the updates (NumPy's order: the last).
-
-SCATTER_MODES = ("clip", "drop")
-
-
-def _assign(out: np.ndarray, index: tuple, updates: np.ndarray) -> None:
-    out[index] = updates
-
-
-def _scatter_apply(combine: Callable, operand, indices, updates, *, dimension_numbers, mode):
-    out = np.array(operand, copy=True)
-    indices, updates = np.asarray(indices), np.asarray(updates)
-    dn = dimension_numbers
-    if updates.size == 0:
-        return [out]
-    removed = set(dn.inserted_window_dims) | set(dn.operand_batching_dims)
-    window_dims = tuple(d for d in range(out.ndim) if d not in removed)
-    window = [1] * out.ndim
-    for d, p in zip(window_dims, dn.update_window_dims, strict=True):
-        window[d] = updates.shape[p]
-    grids, fits = _index_grids(
-        out.shape,
-        indices,
-        tuple(window),
-        window_dims,
-        dn.scatter_dims_to_operand_dims,
-        dn.operand_batching_dims,
-        dn.scatter_indices_batching_dims,
-    )
-    updates = np.transpose(updates, _batch_then_window(updates.ndim, dn.update_window_dims))
-    flat = np.zeros(updates.shape, np.int64)  # positions in the flattened operand
-    for grid, stride in zip(grids, _strides(out.shape), strict=True):
-        flat += grid * stride
-    if mode == "drop":
-        keep = np.broadcast_to(fits.reshape(fits.shape + (1,) * len(window_dims)), updates.shape)
-        flat, updates = flat[keep], updates[keep]
-    combine(out.reshape(-1), flat.reshape(-1), updates.reshape(-1))
-    return [out]
-
-
-def _strides(shape: tuple[int, ...]) -> list[int]:
-    """Row-major strides, in elements."""
-    return [int(np.prod(shape[d + 1 :], dtype=np.int64)) for d in range(len(shape))]
-
-
-def _scatter_abstract_eval(name: str, operand, indices, updates, *, dimension_numbers, mode):
-    dn = dimension_numbers
-    if mode not in SCATTER_MODES:
-        raise ValueError(with_user_line(f"{name}: mode must be one of {SCATTER_MODES}, got {mode!r}"))
-    if updates.dtype != operand.dtype:
-        raise TypeError(
-            with_user_line(
-                f"{name}: updates dtype {updates.dtype.name} differs from operand dtype {operand.dtype.name}"
-            )
-        )
-    _sorted_dims(name, "update_window_dims", dn.update_window_dims, updates.ndim)
-    _sorted_dims(name, "inserted_window_dims", dn.inserted_window_dims, operand.ndim)
-    removed = set(dn.inserted_window_dims) | set(dn.operand_batching_dims)
-    window_dims = [d for d in range(operand.ndim) if d not in removed]
-    scatter_shape = tuple(n for p, n in enumerate(updates.shape) if p not in dn.update_window_dims)
-    if len(window_dims) != len(dn.update_window_dims) or scatter_shape != indices.shape[:-1]:
-        raise TypeError(
-            with_user_line(
-                f"{name}: updates of shape {updates.shape} with update_window_dims={dn.update_window_dims} do not "
-                f"match indices {indices.shape} and operand {operand.shape}"
-            )
-        )
-    window = [1] * operand.ndim
-    for d, p in zip(window_dims, dn.update_window_dims, strict=True):
-        window[d] = updates.shape[p]
-    _check_indexing(
-        name,
-        operand,
-        indices,
-        dn.inserted_window_dims,
-        dn.scatter_dims_to_operand_dims,
-        dn.operand_batching_dims,
-        dn.scatter_indices_batching_dims,
-        tuple(window),
-    )
-    return [operand]
-
-
-def scatter_primitive(name: str, combine: Callable) -> Primitive:
-    """A scatter that merges each update into the operand with ``combine(out, index, updates)``."""
-    prim = Primitive(name)
-    prim.def_impl(lambda *args, **params: _scatter_apply(combine, *args, **params))
-    prim.def_abstract_eval(lambda *avals, **params: _scatter_abstract_eval(name, *avals, **params))
-    return prim
-
-
-scatter_p = scatter_primitive("scatter", _assign)
-scatter_add_p = scatter_primitive("scatter_add", np.add.at)
-scatter_mul_p = scatter_primitive("scatter_mul", np.multiply.at)
-scatter_min_p = scatter_primitive("scatter_min", np.minimum.at)
-scatter_max_p = scatter_primitive("scatter_max", np.maximum.at)
-
+jvp_rules[dynamic_update_slice_p] = _linear_jvp(dynamic_update_slice_p, (0, 1))
+vjp_rules[dynamic_update_slice_p] = _dynamic_update_slice_vjp
 
 # --- public wrappers (functrace.lax) ------------------------------------------------------
 
@@ -593,75 +355,7 @@ def dynamic_update_slice_in_dim(operand, update, start_index, axis):
     return dynamic_update_slice(operand, update, starts)
 
 
-def _mode(name: str, mode: str | None, default: str, out_of_bounds: str) -> str:
-    if mode is None:
-        return default
-    if mode in ("fill", "drop"):
-        return out_of_bounds
-    if mode != "clip":
-        raise ValueError(with_user_line(f"{name}: mode must be 'clip', 'fill' or 'drop', got {mode!r}"))
-    return mode
-
-
-def gather(
-    operand, start_indices, dimension_numbers: GatherDimensionNumbers, slice_sizes, *, mode=None, fill_value=None
-):
-    """XLA's gather: a window of ``slice_sizes`` at each index vector (the last axis of
-    ``start_indices``). ``mode``: ``"clip"`` (default) clamps windows into bounds,
-    ``"fill"`` returns ``fill_value`` for windows out of bounds.
-
-    >>> import numpy as np
-    >>> from functrace import lax
-    >>> dn = lax.GatherDimensionNumbers(offset_dims=(1,), collapsed_slice_dims=(0,), start_index_map=(0,))
-    >>> lax.gather(np.arange(6.0).reshape(3, 2), np.array([[2], [0]]), dn, (1, 2))
-    array([[4., 5.],
-           [0., 1.]])
-    """
-    dn = GatherDimensionNumbers(*(_ints(field) for field in dimension_numbers))
-    fill = None if fill_value is None else np.asarray(fill_value).item()
-    return gather_p.bind(
-        operand,
-        start_indices,
-        dimension_numbers=dn,
-        slice_sizes=_ints(slice_sizes),
-        mode=_mode("gather", mode, "clip", "fill"),
-        fill_value=fill,
-    )
-
-
-_SCATTER_EXAMPLE = (np.ones(3), np.array([[0], [0], [7]]), np.array([2.0, 3.0, 4.0]))
-
-
-def _scatter_wrapper(prim: Primitive, what: str) -> Callable:
-    def fn(operand, scatter_indices, updates, dimension_numbers: ScatterDimensionNumbers, *, mode=None):
-        dn = ScatterDimensionNumbers(*(_ints(field) for field in dimension_numbers))
-        return prim.bind(
-            operand, scatter_indices, updates, dimension_numbers=dn, mode=_mode(prim.name, mode, "drop", "drop")
-        )
-
-    example = prim.impl(*_SCATTER_EXAMPLE, dimension_numbers=ScatterDimensionNumbers((), (0,), (0,)), mode="drop")[0]
-    fn.__name__ = fn.__qualname__ = prim.name
-    fn.__doc__ = (
-        f"XLA's scatter that {what} each update window at its index vector (the last axis of\n"
-        '``scatter_indices``). ``mode``: ``"drop"`` (default) skips windows out of bounds,\n'
-        '``"clip"`` clamps them into bounds.\n\n'
-        ">>> import numpy as np\n>>> from functrace import lax\n"
-        ">>> dn = lax.ScatterDimensionNumbers((), (0,), (0,))\n"
-        f">>> lax.{prim.name}(np.ones(3), np.array([[0], [0], [7]]), np.array([2.0, 3.0, 4.0]), dn)\n{example!r}\n"
-    )
-    return fn
-
-
-scatter = _scatter_wrapper(scatter_p, "writes (one update wins where indices repeat)")
-scatter_add = _scatter_wrapper(scatter_add_p, "adds (repeated indices accumulate)")
-scatter_mul = _scatter_wrapper(scatter_mul_p, "multiplies by")
-scatter_min = _scatter_wrapper(scatter_min_p, "takes the minimum with")
-scatter_max = _scatter_wrapper(scatter_max_p, "takes the maximum with")
-
-
 __all__ = [
-    "GatherDimensionNumbers", "ScatterDimensionNumbers", "dynamic_index_in_dim", "dynamic_slice",
-    "dynamic_slice_in_dim", "dynamic_update_slice", "dynamic_update_slice_in_dim", "gather",
-    "index_in_dim", "scatter", "scatter_add", "scatter_max", "scatter_min", "scatter_mul", "slice",
-    "slice_in_dim",
+    "dynamic_index_in_dim", "dynamic_slice", "dynamic_slice_in_dim", "dynamic_update_slice",
+    "dynamic_update_slice_in_dim", "index_in_dim", "slice", "slice_in_dim",
 ]  # fmt: skip

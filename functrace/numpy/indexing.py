@@ -38,6 +38,7 @@ from functrace.core import dtypes
 from functrace.core.source_info import api_boundary, with_user_line
 from functrace.core.trace import Tracer
 from functrace.lax import elementwise as ew
+from functrace.lax import gather_scatter as gs
 from functrace.lax import indexing as lx
 from functrace.lax.structural import broadcast_in_dim_p, concatenate_p, reshape_p, rev_p
 from functrace.numpy.promotion import asarray, aval_of, broadcast_to, convert, is_eager
@@ -246,7 +247,7 @@ class _Plan(NamedTuple):
     """``x[index]`` as a gather: ``indices`` holds one index vector per batch position."""
 
     indices: Any
-    dimension_numbers: lx.GatherDimensionNumbers
+    dimension_numbers: gs.GatherDimensionNumbers
     slice_sizes: tuple[int, ...]
     gather_shape: tuple[int, ...]  # the gather's output: the result without its new axes
     out_shape: tuple[int, ...]
@@ -319,7 +320,7 @@ def _plan(shape: tuple[int, ...], entries: list) -> _Plan:
     sizes.update({("window", d): n for d, n in enumerate(walk.slice_sizes)})
     sizes["new", 0] = 1
     gathered = [item for item in walk.layout if item[0] != "new"]
-    dn = lx.GatherDimensionNumbers(
+    dn = gs.GatherDimensionNumbers(
         offset_dims=tuple(p for p, (kind, _) in enumerate(gathered) if kind == "window"),
         collapsed_slice_dims=tuple(sorted(walk.collapsed)),
         start_index_map=tuple(d for d, _, _ in walk.components),
@@ -364,7 +365,7 @@ def _gather_getitem(x: Any, entries: list, mode: str | None, fill_value: Any) ->
     if plan.empty_batch:
         return np.zeros(plan.out_shape, aval.dtype)
     _check_collapsed_sizes(aval.shape, plan)
-    out = lx.gather(
+    out = gs.gather(
         x, plan.indices, plan.dimension_numbers, plan.slice_sizes, mode=mode or "clip", fill_value=fill_value
     )
     return _reshape(out, plan.out_shape)
@@ -444,7 +445,7 @@ def _scatter_update(prim: Any, x: Any, index: Any, values: ArrayLike, mode: str 
     x = asarray(x)
     aval = aval_of(x)
     entries = _parse(aval.shape, index)
-    if prim is lx.scatter_p and _is_box(entries):
+    if prim is gs.scatter_p and _is_box(entries):
         return _box_set(x, entries, values)
     plan = _plan(aval.shape, entries)
     updates = _updates(x, entries, values, plan.out_shape)
@@ -453,8 +454,8 @@ def _scatter_update(prim: Any, x: Any, index: Any, values: ArrayLike, mode: str 
     _check_collapsed_sizes(aval.shape, plan)
     updates = _reshape(updates, plan.gather_shape)
     dn = plan.dimension_numbers
-    scatter_dn = lx.ScatterDimensionNumbers(dn.offset_dims, dn.collapsed_slice_dims, dn.start_index_map)
-    scatter = getattr(lx, prim.name)
+    scatter_dn = gs.ScatterDimensionNumbers(dn.offset_dims, dn.collapsed_slice_dims, dn.start_index_map)
+    scatter = getattr(gs, prim.name)
     return scatter(x, plan.indices, updates, scatter_dn, mode=mode)
 
 
@@ -475,29 +476,29 @@ class _IndexUpdateRef:
     @api_boundary
     def set(self, values: ArrayLike, *, mode: str | None = None) -> Any:
         """A copy of ``x`` with ``x[index] = values``."""
-        return _scatter_update(lx.scatter_p, self.x, self.index, values, mode)
+        return _scatter_update(gs.scatter_p, self.x, self.index, values, mode)
 
     @api_boundary
     def add(self, values: ArrayLike, *, mode: str | None = None) -> Any:
         """A copy of ``x`` with ``values`` added at ``index`` (repeated indices accumulate)."""
-        return _scatter_update(lx.scatter_add_p, self.x, self.index, values, mode)
+        return _scatter_update(gs.scatter_add_p, self.x, self.index, values, mode)
 
     @api_boundary
     def multiply(self, values: ArrayLike, *, mode: str | None = None) -> Any:
         """A copy of ``x`` multiplied by ``values`` at ``index``."""
-        return _scatter_update(lx.scatter_mul_p, self.x, self.index, values, mode)
+        return _scatter_update(gs.scatter_mul_p, self.x, self.index, values, mode)
 
     mul = multiply
 
     @api_boundary
     def min(self, values: ArrayLike, *, mode: str | None = None) -> Any:
         """A copy of ``x`` with ``minimum(x[index], values)`` at ``index``."""
-        return _scatter_update(lx.scatter_min_p, self.x, self.index, values, mode)
+        return _scatter_update(gs.scatter_min_p, self.x, self.index, values, mode)
 
     @api_boundary
     def max(self, values: ArrayLike, *, mode: str | None = None) -> Any:
         """A copy of ``x`` with ``maximum(x[index], values)`` at ``index``."""
-        return _scatter_update(lx.scatter_max_p, self.x, self.index, values, mode)
+        return _scatter_update(gs.scatter_max_p, self.x, self.index, values, mode)
 
 
 class AtIndexer:
@@ -623,8 +624,8 @@ def take_along_axis(arr: ArrayLike, indices: ArrayLike, axis: int | None) -> Any
         return np.zeros(out_shape, aval.dtype)
     if aval.shape[axis] == 0:
         raise IndexError(with_user_line(f"take_along_axis: index out of bounds for axis {axis} with size 0"))
-    dn = lx.GatherDimensionNumbers((), (axis,), (axis,), others, others)
-    return lx.gather(arr, indices, dn, (1,) * aval.ndim)
+    dn = gs.GatherDimensionNumbers((), (axis,), (axis,), others, others)
+    return gs.gather(arr, indices, dn, (1,) * aval.ndim)
 
 
 @api_boundary
@@ -644,5 +645,5 @@ def put_along_axis(arr: ArrayLike, indices: ArrayLike, values: ArrayLike, axis: 
         return arr if _is_traced(arr) else np.array(arr, copy=True)
     if aval.shape[axis] == 0:
         raise IndexError(with_user_line(f"put_along_axis: index out of bounds for axis {axis} with size 0"))
-    dn = lx.ScatterDimensionNumbers((), (axis,), (axis,), others, others)
-    return lx.scatter(arr, indices, values, dn)
+    dn = gs.ScatterDimensionNumbers((), (axis,), (axis,), others, others)
+    return gs.scatter(arr, indices, values, dn)
