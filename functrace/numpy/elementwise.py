@@ -7,28 +7,22 @@ from typing import Any
 
 import numpy as np
 
-from functrace.config import config
 from functrace.core import dtypes
 from functrace.core.source_info import api_boundary, with_user_line
-from functrace.core.trace import Tracer, _state
+from functrace.core.trace import Tracer
 from functrace.lax import elementwise as ew
 from functrace.numpy.promotion import (
     aval_of,
     broadcast_shapes,
     broadcast_to,
     convert,
+    eager_fast_path,
     promote,
     promote_inexact,
 )
 
 ArrayLike = Any
 _SUPPORTED = dtypes.SHORT_NAMES
-# Fast paths call NumPy directly; with debug_nans on, everything goes through bind's checks.
-_CONFIG = config._values
-
-
-def _fast_path_allowed() -> bool:
-    return _state.dynamic.level == 0 and not _CONFIG["debug_nans"]
 
 
 __all__ = [
@@ -55,7 +49,7 @@ def _document(fn: Callable, name: str, example: str) -> Callable:
 
 def _unary_inexact(prim, name: str, np_fn: Callable) -> Callable:
     def fn(x: ArrayLike) -> Any:
-        if type(x) is np.ndarray and x.dtype.kind == "f" and x.dtype in _SUPPORTED and _fast_path_allowed():
+        if type(x) is np.ndarray and x.dtype.kind == "f" and x.dtype in _SUPPORTED and eager_fast_path():
             return prim.impl(x)[0]
         (x,) = promote_inexact(x)
         return prim.bind(x)
@@ -74,6 +68,10 @@ def _array_and_scalar(x1: Any, x2: Any) -> bool:
     return type(x2) is np.ndarray and type(x1) in _PYTHON_SCALARS and x2.dtype in _SUPPORTED
 
 
+def _supported_arrays(*xs: Any) -> bool:
+    return all(type(x) is np.ndarray and x.dtype in _SUPPORTED for x in xs)
+
+
 def _binary(prim, name: str, np_fn: Callable, bool_prim=None) -> Callable:
     """``bool_prim`` is what NumPy computes on two bools (``add`` is ``or`` there)."""
 
@@ -84,11 +82,14 @@ def _binary(prim, name: str, np_fn: Callable, bool_prim=None) -> Callable:
             and x1.shape == x2.shape
             and x1.dtype == x2.dtype
             and x1.dtype in _SUPPORTED
-            and _fast_path_allowed()
+            and eager_fast_path()
         ):
             return prim.impl(x1, x2)[0]
-        if _fast_path_allowed() and _array_and_scalar(x1, x2):
-            return np_fn(x1, x2)  # NumPy 2 promotes Python scalars exactly as we do
+        if eager_fast_path() and (_array_and_scalar(x1, x2) or _supported_arrays(x1, x2)):
+            try:
+                return np_fn(x1, x2)  # NumPy 2 promotes and broadcasts exactly as we do
+            except ValueError:
+                pass  # incompatible shapes: the general path raises our TypeError
         x1, x2 = promote(name, x1, x2)
         if bool_prim is not None and aval_of(x1).dtype == dtypes.bool_:
             return bool_prim.bind(x1, x2)
@@ -205,7 +206,7 @@ def negative(x: ArrayLike) -> Any:
     >>> fnp.negative(np.array([1.0, -2.0]))
     array([-1.,  2.])
     """
-    if type(x) is np.ndarray and x.dtype in _SUPPORTED and _fast_path_allowed() and x.dtype != dtypes.bool_:
+    if type(x) is np.ndarray and x.dtype in _SUPPORTED and eager_fast_path() and x.dtype != dtypes.bool_:
         return ew.neg_p.impl(x)[0]
     (x,) = promote("negative", x)
     if aval_of(x).dtype == dtypes.bool_:
@@ -288,7 +289,7 @@ def true_divide(x1: ArrayLike, x2: ArrayLike) -> Any:
         and x1.shape == x2.shape
         and x1.dtype == x2.dtype
         and x1.dtype in dtypes.FLOATING
-        and _fast_path_allowed()
+        and eager_fast_path()
     ):
         return ew.div_p.impl(x1, x2)[0]
     return ew.div_p.bind(*promote("true_divide", *promote_inexact(x1, x2)))

@@ -12,12 +12,14 @@ import string
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from functrace.core import dtypes
 from functrace.core.source_info import api_boundary, with_user_line
 from functrace.lax.linalg import dot_general_p
 from functrace.lax.reductions import reduce_sum_p
 from functrace.numpy.manipulation import reshape, transpose
-from functrace.numpy.promotion import aval_of, broadcast_shapes, broadcast_to, convert
+from functrace.numpy.promotion import aval_of, broadcast_shapes, broadcast_to, convert, eager_fast_path
 
 __all__ = ["dot", "einsum", "inner", "matmul", "outer", "tensordot", "vdot"]
 
@@ -43,6 +45,10 @@ def _contract(name: str, x1: Any, x2: Any, contract: tuple, batch: tuple = ((), 
     return dot_general_p.bind(x1, x2, dimension_numbers=(contract, batch))
 
 
+def _numpy_operands(*xs: Any) -> bool:
+    return all(type(x) is np.ndarray and x.dtype in dtypes.SHORT_NAMES for x in xs)
+
+
 @api_boundary
 def matmul(x1: Any, x2: Any) -> Any:
     """NumPy's ``matmul`` (``x1 @ x2``), with broadcast batch dimensions; a 1-D operand
@@ -52,6 +58,11 @@ def matmul(x1: Any, x2: Any) -> Any:
     >>> fnp.matmul(np.ones((5, 2, 3)), np.ones((3, 4))).shape
     (5, 2, 4)
     """
+    if _numpy_operands(x1, x2) and eager_fast_path():
+        try:
+            return np.matmul(x1, x2)  # eager: NumPy's own, same promotion and result
+        except ValueError:
+            pass  # bad shapes: the general path raises our TypeError
     (x1, x2), is_bool = _operands(x1, x2)
     s1, s2 = aval_of(x1).shape, aval_of(x2).shape
     if not s1 or not s2:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from functrace.config import config
 from functrace.core import dtypes
 from functrace.core.abstract import ShapedArray, concrete_aval, is_python_scalar
 from functrace.core.source_info import with_user_line
@@ -21,6 +22,15 @@ from functrace.lax.elementwise import convert_element_type_p
 from functrace.lax.structural import broadcast_in_dim_p
 
 ArrayLike = Any
+
+
+_CONFIG = config._values
+
+
+def eager_fast_path() -> bool:
+    """May an eager call skip the primitives and call NumPy directly? Not while staging,
+    and not with ``debug_nans``, which checks every primitive."""
+    return _state.dynamic.level == 0 and not _CONFIG["debug_nans"]
 
 
 def is_eager(*args: Any) -> bool:

@@ -27,7 +27,7 @@ from functrace.lax.reductions import (
     reduce_sum_p,
 )
 from functrace.numpy.manipulation import expand_reduced, reshape
-from functrace.numpy.promotion import aval_of, convert, promote
+from functrace.numpy.promotion import aval_of, convert, eager_fast_path, promote
 
 __all__ = [
     "all", "amax", "amin", "any", "argmax", "argmin", "count_nonzero", "cumsum", "max", "mean",
@@ -77,8 +77,27 @@ def _float_dtype(dtype: np.dtype, requested: Any) -> np.dtype:
     return dtype if dtype.kind == "f" else dtypes.float64
 
 
+_NUMPY_REDUCERS = {
+    reduce_sum_p: np.add.reduce,
+    reduce_prod_p: np.multiply.reduce,
+    reduce_max_p: np.maximum.reduce,
+    reduce_min_p: np.minimum.reduce,
+}
+
+
 def _reduce(name: str, prim: Primitive, a: Any, axis: Axis, keepdims: bool, target: Any = None) -> Any:
     """Reduce ``a`` with ``prim`` over ``axis``; ``target`` maps the input dtype to the one reduced in."""
+    if (
+        type(a) is np.ndarray
+        and a.dtype in dtypes.SHORT_NAMES
+        and prim in _NUMPY_REDUCERS
+        and a.size  # max/min of nothing is the identity for the primitive, an error for NumPy
+        and eager_fast_path()
+    ):
+        # Eager: NumPy's reduction directly, in the dtype the primitive would use.
+        axes = normalize_axes(axis, a.ndim, name)
+        dtype = a.dtype if target is None else target(a.dtype)
+        return _NUMPY_REDUCERS[prim](a, axis=axes, dtype=dtype, keepdims=keepdims)
     (a,) = promote(name, a)
     aval = aval_of(a)
     axes = normalize_axes(axis, aval.ndim, name)
