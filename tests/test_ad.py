@@ -278,3 +278,12 @@ def test_debug_nans_names_the_primitive():
             ft.grad(lambda x: fnp.sum(fnp.sqrt(x) * 0.0))(np.array([0.0, 1.0]))
     finally:
         ft.config.update("debug_nans", False)
+
+
+def test_check_grads_tolerances_follow_the_computing_dtype():
+    def f32_inside(x):
+        return fnp.sin(x.astype(np.float32)) * 3.0
+
+    check_grads(f32_inside, (X,), order=1)  # float32 defaults
+    with pytest.raises(AssertionError):
+        check_grads(f32_inside, (X,), order=1, atol=1e-9, rtol=1e-9, eps=1e-4)

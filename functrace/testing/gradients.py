@@ -3,8 +3,9 @@
 For each check, one random direction per input leaf: forward mode compares ``jvp``
 with central differences; reverse mode checks the adjoint identity
 ``<c, J t> == <J^T c, t>`` with ``J t`` from central differences and ``J^T c`` from
-``vjp``. Higher orders recurse on the directional derivative. Everything runs in
-float64 (float inputs are converted), so differences are accurate.
+``vjp``. Higher orders recurse on the directional derivative. Inputs are converted to
+float64, so differences are accurate; default tolerances are 1e-5 (step 1e-4), or 2e-3
+(step 1e-2) for a function whose outputs are float32 even so.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from functrace.ad import jvp, vjp
 
 _DEFAULT_EPS = 1e-4
 _DEFAULT_TOL = 1e-5
+# (tolerance, finite-difference step) by whether the function computes in float32.
+_DEFAULT_TOLERANCES = {False: (_DEFAULT_TOL, _DEFAULT_EPS), True: (2e-3, 1e-2)}
 
 
 def _to_float64(x: Any) -> Any:
@@ -147,9 +150,12 @@ def check_grads(
     if unknown:
         raise ValueError(f"check_grads: unknown modes {sorted(unknown)}; use 'fwd' and/or 'rev'")
     args = tuple(tree_util.tree_map(_to_float64, tuple(args)))
-    atol = _DEFAULT_TOL if atol is None else atol
-    rtol = _DEFAULT_TOL if rtol is None else rtol
-    eps = _DEFAULT_EPS if eps is None else eps
+    # Inputs are float64; a function that computes in float32 anyway gets float32 defaults.
+    low_precision = any(np.asarray(o).dtype == np.float32 for o in tree_util.tree_leaves(fun(*args)))
+    default_tol, default_eps = _DEFAULT_TOLERANCES[low_precision]
+    atol = default_tol if atol is None else atol
+    rtol = default_tol if rtol is None else rtol
+    eps = default_eps if eps is None else eps
     _check_order(fun, args, order, tuple(modes), atol, rtol, eps, seed=0)
 
 
