@@ -13,6 +13,7 @@
 from functrace import errors, lax, numpy, tree_util
 from functrace.ad import grad, hessian, jacfwd, jacrev, jvp, linearize, value_and_grad, vjp
 from functrace.api import jit, make_ir
+from functrace.batching import vmap
 from functrace.config import config
 from functrace.core.ir import Function
 from functrace.custom_derivatives import checkpoint, custom_jvp, custom_vjp, remat
@@ -41,5 +42,6 @@ __all__ = [
     "stop_gradient",
     "tree_util",
     "value_and_grad",
+    "vmap",
     "vjp",
 ]

@@ -417,46 +417,33 @@ def _partial_argnums(fun: Callable, args: tuple, argnums: tuple[int, ...], kwarg
     return partial_fun
 
 
-def _basis(leaves: list, k: int) -> list:
-    """The k-th standard basis vector of the flattened leaves, as arrays shaped like them."""
+def _standard_basis(leaves: list) -> list[np.ndarray]:
+    """The identity over the flattened leaves, split per leaf: leaf i gets shape (n, *shape_i)."""
+    avals = [get_aval(x) for x in leaves]
+    n = sum(a.size for a in avals)
+    eye = np.eye(n, dtype=avals[0].dtype if avals else np.float64)
     out, offset = [], 0
-    for leaf in leaves:
-        aval = get_aval(leaf)
-        e = np.zeros(aval.size, aval.dtype)
-        if offset <= k < offset + aval.size:
-            e[k - offset] = 1
-        out.append(e.reshape(aval.shape))
-        offset += aval.size
+    for a in avals:
+        out.append(eye[:, offset : offset + a.size].reshape(n, *a.shape).astype(a.dtype))
+        offset += a.size
     return out
 
 
-def _assemble(rows_or_cols: list[list], in_leaves: list, out_leaves: list, forward: bool) -> list[list]:
-    """Dense Jacobian blocks ``jac[j][i]`` of shape out_j.shape + in_i.shape."""
+def _block(stacked: Any, start: int, count: int, row_shape: tuple, col_shape: tuple, forward: bool) -> Any:
+    """Rows ``start:start+count`` of a stacked Jacobian, shaped ``out.shape + in.shape``."""
     import functrace.numpy as fnp
 
-    blocks = []
-    for j, out_leaf in enumerate(out_leaves):
-        out_shape = get_aval(out_leaf).shape
-        row, offset = [], 0
-        for i, in_leaf in enumerate(in_leaves):
-            in_shape = get_aval(in_leaf).shape
-            size = get_aval(in_leaf).size
-            if forward:  # columns: one jvp per input element, each shaped like out_j
-                pieces = [rows_or_cols[k][j] for k in range(offset, offset + size)]
-                stacked = fnp.stack(pieces, axis=-1) if pieces else np.zeros((*out_shape, 0), get_aval(out_leaf).dtype)
-                row.append(fnp.reshape(stacked, (*out_shape, *in_shape)))
-            else:  # rows: one vjp per output element, each shaped like in_i
-                n_out = get_aval(out_leaf).size
-                start = sum(get_aval(o).size for o in out_leaves[:j])
-                pieces = [rows_or_cols[k][i] for k in range(start, start + n_out)]
-                stacked = fnp.stack(pieces, axis=0) if pieces else np.zeros((0, *in_shape), get_aval(in_leaf).dtype)
-                row.append(fnp.reshape(stacked, (*out_shape, *in_shape)))
-            offset += size
-        blocks.append(row)
-    return blocks
+    rows = stacked[start : start + count]
+    if forward:  # rows are columns of the Jacobian: (in elements, *out_shape)
+        return fnp.reshape(fnp.moveaxis(rows, 0, -1), (*row_shape, *col_shape))
+    return fnp.reshape(rows, (*row_shape, *col_shape))
 
 
 def _jacobian(fun: Callable, argnums: int | Sequence[int], forward: bool) -> Callable:
+    """Dense Jacobians, vectorised: ``vmap`` of ``jvp`` over the input basis (forward) or
+    of the backward pass over the output basis (reverse)."""
+    from functrace.batching import vmap
+
     nums = _argnums_tuple(argnums)
     name = "jacfwd" if forward else "jacrev"
 
@@ -466,37 +453,46 @@ def _jacobian(fun: Callable, argnums: int | Sequence[int], forward: bool) -> Cal
         _check_differentiable_args(name, args, nums)
         positions = tuple(n % len(args) for n in nums)
         partial_fun = _partial_argnums(fun, args, positions, kwargs)
-        diff_args = tuple(args[p] for p in positions)
-        in_leaves, in_tree = tree_util.tree_flatten(diff_args)
-        n_in = sum(get_aval(x).size for x in in_leaves)
+        in_leaves, in_tree = tree_util.tree_flatten(tuple(args[p] for p in positions))
         if forward:
-            cols, out_leaves, out_tree = [], None, None
-            for k in range(n_in):
-                primals_out, tangents_out, out_tree = jvp_flat(partial_fun, in_leaves, _basis(in_leaves, k), in_tree)
-                cols.append([instantiate(t) for t in tangents_out])
-                out_leaves = primals_out
-            if out_leaves is None:  # no input elements: still need the output structure
-                out_leaves, out_tree = tree_util.tree_flatten(partial_fun(*diff_args))
-            blocks = _assemble(cols, in_leaves, out_leaves, forward=True)
+            out_leaves, out_tree = tree_util.tree_flatten(partial_fun(*tree_util.tree_unflatten(in_tree, in_leaves)))
+
+            def column(*tangents):
+                return [instantiate(t) for t in jvp_flat(partial_fun, in_leaves, list(tangents), in_tree)[1]]
+
+            stacked = vmap(column)(*_standard_basis(in_leaves)) if in_leaves else []
+            sizes = [get_aval(x).size for x in in_leaves]
         else:
             out_leaves, out_tree, out_nodes, in_nodes, tape, _ = vjp_flat(partial_fun, in_leaves, in_tree)
-            n_out = sum(get_aval(x).size for x in out_leaves)
-            rows = []
-            for k in range(n_out):
-                cts = backward_pass(tape, out_nodes, _basis(out_leaves, k), in_nodes)
-                rows.append([_zeros_like(p) if c is None else c for c, p in zip(cts, in_leaves, strict=True)])
-            blocks = _assemble(rows, in_leaves, out_leaves, forward=False)
-        per_out = [tree_util.tree_unflatten(in_tree, row) for row in blocks]
+
+            def row(*cts):
+                cts_in = backward_pass(tape, out_nodes, list(cts), in_nodes)
+                return [_zeros_like(p) if c is None else c for c, p in zip(cts_in, in_leaves, strict=True)]
+
+            stacked = vmap(row)(*_standard_basis(out_leaves)) if out_leaves else []
+            sizes = [get_aval(x).size for x in out_leaves]
+        starts = np.cumsum([0, *sizes])
+        blocks = []
+        for j, out_leaf in enumerate(out_leaves):
+            row_blocks = []
+            for i, in_leaf in enumerate(in_leaves):
+                shapes = (get_aval(out_leaf).shape, get_aval(in_leaf).shape)
+                if forward:
+                    row_blocks.append(_block(stacked[j], int(starts[i]), sizes[i], *shapes, forward=True))
+                else:
+                    row_blocks.append(_block(stacked[i], int(starts[j]), sizes[j], *shapes, forward=False))
+            blocks.append(tree_util.tree_unflatten(in_tree, row_blocks))
         if isinstance(argnums, int):
-            per_out = [b[0] for b in per_out]
-        return tree_util.tree_unflatten(out_tree, per_out)
+            blocks = [b[0] for b in blocks]
+        return tree_util.tree_unflatten(out_tree, blocks)
 
     jac_fun.__name__ = f"{name}({getattr(fun, '__name__', 'fun')})"
     return jac_fun
 
 
 def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0) -> Callable:
-    """The Jacobian by forward mode (one jvp per input element); shape out.shape + in.shape.
+    """The Jacobian by forward mode (``vmap`` of ``jvp`` over the input basis); shape
+    out.shape + in.shape.
 
     >>> import numpy as np, functrace as ft, functrace.numpy as fnp
     >>> ft.jacfwd(lambda x: x * x)(np.array([1.0, 2.0]))
@@ -507,7 +503,8 @@ def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0) -> Callable:
 
 
 def jacrev(fun: Callable, argnums: int | Sequence[int] = 0) -> Callable:
-    """The Jacobian by reverse mode (one vjp per output element); shape out.shape + in.shape.
+    """The Jacobian by reverse mode (``vmap`` of the backward pass over the output basis);
+    shape out.shape + in.shape.
 
     >>> import numpy as np, functrace as ft, functrace.numpy as fnp
     >>> ft.jacrev(lambda x: fnp.sum(x) * x)(np.array([1.0, 2.0]))

@@ -19,7 +19,7 @@ from functrace.core.abstract import ShapedArray
 from functrace.core.ad_util import Zero, instantiate
 from functrace.core.eval import eval_ir
 from functrace.core.ir import Function
-from functrace.core.primitive import Primitive, jvp_rules, vjp_rules
+from functrace.core.primitive import Primitive, batch_rules, jvp_rules, vjp_rules
 from functrace.core.source_info import api_boundary, with_user_line
 from functrace.core.staging import trace_to_ir
 from functrace.core.trace import get_aval
@@ -122,8 +122,31 @@ def _custom_jvp_call_vjp(cts, primals, outs, *, call, jvp, num_consts):
     return [None] * num_consts + list(tangent_vjp(cts))
 
 
+def _batched_rule(rule: Rule, wrap: Callable) -> Rule:
+    return Rule(wrap(rule), rule.in_tree, rule.out_tree, ())
+
+
+def _vmapped(fun: Callable) -> Callable:
+    from functrace.batching import vmap
+
+    return vmap(fun)
+
+
+def _custom_jvp_call_batch(args, dims, *, call, jvp, num_consts):
+    # Every operand is given its mapped axis first; the user's rule is vmapped the same way.
+    from functrace.batching import batch_call
+    from functrace.core.batching_util import mapped_size
+
+    size = mapped_size(args, dims)
+    new_call, consts, front = batch_call(call, args, dims, size)
+    rule = _batched_rule(jvp, lambda r: _vmapped(lambda p, t: r.fun(*r.nondiff, p, t)))
+    outs = custom_jvp_call_p.bind(*consts, *front, call=new_call, jvp=rule, num_consts=len(consts) + num_consts)
+    return outs, [0] * len(outs)
+
+
 jvp_rules[custom_jvp_call_p] = _custom_jvp_call_jvp
 vjp_rules[custom_jvp_call_p] = _custom_jvp_call_vjp
+batch_rules[custom_jvp_call_p] = _custom_jvp_call_batch
 
 
 class custom_jvp:
@@ -215,7 +238,22 @@ def _custom_vjp_call_vjp(cts, primals, outs, *, call, fwd, bwd, num_consts, resi
     return [None] * num_consts + list(flat)
 
 
+def _custom_vjp_call_batch(args, dims, *, call, fwd, bwd, num_consts):
+    from functrace.batching import batch_call
+    from functrace.core.batching_util import mapped_size
+
+    size = mapped_size(args, dims)
+    new_call, consts, front = batch_call(call, args, dims, size)
+    new_fwd = _batched_rule(fwd, lambda r: _vmapped(r.fun))
+    new_bwd = _batched_rule(bwd, lambda r: _vmapped(lambda res, ct: r.fun(*r.nondiff, res, ct)))
+    outs = custom_vjp_call_p.bind(
+        *consts, *front, call=new_call, fwd=new_fwd, bwd=new_bwd, num_consts=len(consts) + num_consts
+    )
+    return outs, [0] * len(outs)
+
+
 jvp_rules[custom_vjp_call_p] = _custom_vjp_call_jvp
+batch_rules[custom_vjp_call_p] = _custom_vjp_call_batch
 vjp_rules[custom_vjp_call_p] = _custom_vjp_call_vjp
 tape_forward_rules[custom_vjp_call_p] = custom_vjp_forward
 
@@ -294,7 +332,17 @@ def _remat_call_vjp(cts, primals, outs, *, call):
     return list(f_vjp(cts))
 
 
+def _remat_call_batch(args, dims, *, call):
+    from functrace.batching import batch_call
+    from functrace.core.batching_util import mapped_size
+
+    new_call, consts, front = batch_call(call, args, dims, mapped_size(args, dims))
+    outs = remat_call_p.bind(*consts, *front, call=new_call)
+    return outs, [0] * len(outs)
+
+
 jvp_rules[remat_call_p] = _remat_call_jvp
+batch_rules[remat_call_p] = _remat_call_batch
 vjp_rules[remat_call_p] = _remat_call_vjp
 
 

@@ -292,6 +292,7 @@ def test_check_grads_tolerances_follow_the_computing_dtype():
 def test_vjp_with_aux_and_cotangent_checks():
     out, f_vjp, aux = ft.vjp(lambda x: (fnp.sin(x), {"n": x.shape[0]}), X, has_aux=True)
     assert aux == {"n": 3}
+    assert_same(out, np.sin(X))
     assert_same(f_vjp(np.ones(3))[0], np.cos(X))
     with pytest.raises(TypeError, match="cotangent of shape"):
         f_vjp(np.ones(2))

@@ -19,11 +19,12 @@ import numpy as np
 
 from functrace.core.abstract import ShapedArray
 from functrace.core.ad_util import defbilinear, zeros
-from functrace.core.primitive import Primitive
+from functrace.core.batching_util import mapped_size, move_axis
+from functrace.core.primitive import Primitive, batch_rules
 from functrace.core.source_info import with_user_line
 from functrace.core.trace import get_aval
 from functrace.lax.elementwise import NUMERIC, _check_kinds
-from functrace.lax.structural import reshape_p, rev_p, transpose_p
+from functrace.lax.structural import broadcast_in_dim_p, reshape_p, rev_p, transpose_p
 from functrace.lax.windowed import (
     Padding,
     dilate_and_pad,
@@ -350,6 +351,82 @@ def _conv_general_dilated_transpose_rhs(
 
 
 defbilinear(conv_general_dilated_p, _conv_general_dilated_transpose_lhs, _conv_general_dilated_transpose_rhs)
+
+# Batching folds the mapped axis into a dimension the convolution already treats as
+# independent, convolves once and unfolds it from the output:
+#
+# - only lhs mapped: into lhs's batch dimension, out of the output batch;
+# - only rhs mapped: into the kernel's output features, out of the output features;
+# - both mapped: into lhs's features and the kernel's output features, multiplying
+#   feature_group_count by the batch size, so each example's features form their own
+#   groups. With batch groups (which exclude feature groups) it goes into lhs's batch and
+#   multiplies batch_group_count instead; that form is also used without groups when the
+#   mapped axis already sits before lhs's batch dimension, as it then costs no transpose.
+#
+# Groups are contiguous blocks, so the mapped axis goes either outside the dimension
+# (``(B, X)``: example-major, needed when it must form groups of its own) or inside it
+# (``(X, B)``: every group keeps its examples together); ``_fold``/``_unfold`` do both.
+
+
+def _fold(x, bdim: int, dim: int, outer: bool):
+    """``x`` with its mapped axis ``bdim`` merged into example dimension ``dim``:
+    ``(B, X)`` flattened if ``outer`` (mapped axis outermost), else ``(X, B)``."""
+    x = move_axis(x, bdim, dim if outer else dim + 1)
+    shape = get_aval(x).shape
+    return reshape_p.bind(x, new_sizes=(*shape[:dim], shape[dim] * shape[dim + 1], *shape[dim + 2 :]))
+
+
+def _unfold(y, dim: int, size: int, outer: bool):
+    """Split dimension ``dim`` of ``y`` back into the mapped axis and the example's
+    dimension (the layout ``_fold`` made); returns the result and its mapped axis."""
+    shape = get_aval(y).shape
+    split = (size, shape[dim] // size) if outer else (shape[dim] // size, size)
+    y = reshape_p.bind(y, new_sizes=(*shape[:dim], *split, *shape[dim + 1 :]))
+    return y, (dim if outer else dim + 1)
+
+
+def _conv_general_dilated_batch(args: list, dims: list, **params) -> tuple[list, list]:
+    (lhs, rhs), (lhs_bdim, rhs_bdim) = args, dims
+    lhs_spec, rhs_spec, out_spec = params["dimension_numbers"]
+    feature_groups, batch_groups = params["feature_group_count"], params["batch_group_count"]
+    size = mapped_size(args, dims)
+    if size == 0:
+        return [_empty_batch(lhs, lhs_bdim, rhs, rhs_bdim, params)], [0]
+    if rhs_bdim is None:
+        # Outside the batch dimension only without batch groups, and only where it is free.
+        outer = lhs_bdim == lhs_spec[0] and batch_groups == 1
+        out = conv_general_dilated_p.bind(_fold(lhs, lhs_bdim, lhs_spec[0], outer), rhs, **params)
+        out, out_bdim = _unfold(out, out_spec[0], size, outer)
+        return [out], [out_bdim]
+    if lhs_bdim is None:
+        outer = rhs_bdim == rhs_spec[0] and feature_groups * batch_groups == 1
+        out = conv_general_dilated_p.bind(lhs, _fold(rhs, rhs_bdim, rhs_spec[0], outer), **params)
+        out, out_bdim = _unfold(out, out_spec[1], size, outer)
+        return [out], [out_bdim]
+    if batch_groups > 1 or (feature_groups == 1 and lhs_bdim == lhs_spec[0]):
+        lhs_dim, groups = lhs_spec[0], {"batch_group_count": batch_groups * size}
+    else:
+        lhs_dim, groups = lhs_spec[1], {"feature_group_count": feature_groups * size}
+    out = conv_general_dilated_p.bind(
+        _fold(lhs, lhs_bdim, lhs_dim, True), _fold(rhs, rhs_bdim, rhs_spec[0], True), **(params | groups)
+    )
+    out, out_bdim = _unfold(out, out_spec[1], size, True)
+    return [out], [out_bdim]
+
+
+def _example_aval(x, bdim: int | None) -> ShapedArray:
+    aval = get_aval(x)
+    return aval if bdim is None else aval.update(shape=aval.shape[:bdim] + aval.shape[bdim + 1 :])
+
+
+def _empty_batch(lhs, lhs_bdim: int | None, rhs, rhs_bdim: int | None, params: dict):
+    """The result for a batch of no examples (no grouping by a size of 0), mapped axis first."""
+    example = _conv_general_dilated_abstract_eval(_example_aval(lhs, lhs_bdim), _example_aval(rhs, rhs_bdim), **params)
+    zero = np.zeros((), example[0].dtype)
+    return broadcast_in_dim_p.bind(zero, shape=(0, *example[0].shape), broadcast_dimensions=())
+
+
+batch_rules[conv_general_dilated_p] = _conv_general_dilated_batch
 
 
 # --- public wrappers (functrace.lax) --------------------------------------------------

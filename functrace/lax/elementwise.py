@@ -15,7 +15,8 @@ import numpy as np
 from functrace.core import dtypes
 from functrace.core.abstract import ShapedArray
 from functrace.core.ad_util import Zero, defelementwise, is_differentiable
-from functrace.core.primitive import Primitive, jvp_rules, vjp_rules, zero_derivative
+from functrace.core.batching_util import elementwise_batch_rule
+from functrace.core.primitive import Primitive, batch_rules, jvp_rules, vjp_rules, zero_derivative
 from functrace.core.source_info import with_user_line
 from functrace.core.trace import get_aval
 
@@ -45,6 +46,7 @@ def unop(name: str, impl: Callable, kinds: str) -> Primitive:
 
     prim.def_impl(lambda x: [np.asarray(impl(x), dtype=np.result_type(x))])
     prim.def_abstract_eval(abstract_eval)
+    batch_rules[prim] = elementwise_batch_rule(prim)
     return prim
 
 
@@ -71,6 +73,7 @@ def binop(name: str, impl: Callable, kinds: str) -> Primitive:
     prim = Primitive(name)
     prim.def_impl(lambda x, y: [np.asarray(impl(x, y), dtype=np.result_type(x))])
     prim.def_abstract_eval(lambda x, y: [binary_out_aval(name, x, y, kinds)])
+    batch_rules[prim] = elementwise_batch_rule(prim)
     return prim
 
 
@@ -82,6 +85,7 @@ def compare(name: str, impl: Callable, kinds: str = ANY) -> Primitive:
         lambda x, y: [binary_out_aval(name, x, y, kinds).update(dtype=dtypes.bool_, weak_type=False)]
     )
     zero_derivative.add(prim)
+    batch_rules[prim] = elementwise_batch_rule(prim)
     return prim
 
 
@@ -219,6 +223,7 @@ def _integer_pow_term(g, ans, x, *, y: int):
 
 
 defelementwise(integer_pow_p, _integer_pow_term)
+batch_rules[integer_pow_p] = elementwise_batch_rule(integer_pow_p)
 
 # --- rounding -----------------------------------------------------------------------
 
@@ -302,6 +307,7 @@ def _is_finite_abstract_eval(x: ShapedArray) -> list[ShapedArray]:
 
 is_finite_p.def_abstract_eval(_is_finite_abstract_eval)
 zero_derivative.add(is_finite_p)
+batch_rules[is_finite_p] = elementwise_batch_rule(is_finite_p)
 
 # On bool these are logical, on integers bitwise, as in NumPy and XLA.
 not_p = unop("not", np.invert, INT_OR_BOOL)
@@ -361,6 +367,7 @@ defelementwise(
     lambda g, ans, pred, on_true, on_false: select_p.bind(pred, g, _const(0, g)),
     lambda g, ans, pred, on_true, on_false: select_p.bind(pred, _const(0, g), g),
 )
+batch_rules[select_p] = elementwise_batch_rule(select_p)
 
 convert_element_type_p = Primitive("convert_element_type")
 
@@ -393,6 +400,7 @@ def _convert_element_type_vjp(cts, primals, outs, *, new_dtype, weak_type):
     return [convert_element_type_p.bind(cts[0], new_dtype=aval.dtype, weak_type=aval.weak_type)]
 
 
+batch_rules[convert_element_type_p] = elementwise_batch_rule(convert_element_type_p)
 jvp_rules[convert_element_type_p] = _convert_element_type_jvp
 vjp_rules[convert_element_type_p] = _convert_element_type_vjp
 

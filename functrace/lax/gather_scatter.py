@@ -13,11 +13,12 @@ import numpy as np
 
 from functrace.core.abstract import ShapedArray
 from functrace.core.ad_util import Zero, add_tangents, instantiate, zeros
-from functrace.core.primitive import Primitive, jvp_rules, vjp_rules
+from functrace.core.batching_util import mapped_size, move_axis
+from functrace.core.primitive import Primitive, batch_rules, jvp_rules, vjp_rules
 from functrace.core.source_info import with_user_line
 from functrace.core.trace import Tracer, get_aval
 from functrace.lax.elementwise import add_p, convert_element_type_p, div_p, eq_p, mul_p, select_p
-from functrace.lax.indexing import _ints, _linear_jvp, _needs
+from functrace.lax.indexing import _insert, _ints, _linear_jvp, _needs
 from functrace.lax.structural import broadcast_in_dim_p, iota_p, reshape_p
 
 # --- gather and scatter: dimension numbers and index grids ------------------------------
@@ -114,7 +115,9 @@ def _check_indexing(
             )
         )
     for d, (size, dim) in enumerate(zip(window, operand.shape, strict=True)):
-        if not 0 <= size <= dim or (size != 1 and (d in removed_dims or d in operand_batching_dims)):
+        # A batching dimension's window is its one element (none, when it is empty).
+        batching = d in operand_batching_dims and size != min(1, dim)
+        if not 0 <= size <= dim or (d in removed_dims and size != 1) or batching:
             raise TypeError(
                 with_user_line(f"{name}: window size {size} is invalid for dimension {d} of operand {operand.shape}")
             )
@@ -168,6 +171,53 @@ def _fill_value(dtype: np.dtype, fill_value: Any) -> Any:
         return True
     info = np.iinfo(dtype)
     return info.min if dtype.kind == "i" else info.max
+
+
+# --- batching: one more dimension in the dimension numbers -------------------------------
+# GatherDimensionNumbers and ScatterDimensionNumbers list their fields in the same order:
+# (window positions in the output / updates, removed operand dims, index map, operand
+# batching dims, indices batching dims), so one function batches both.
+
+
+def _shifted(dims: tuple[int, ...], at: int) -> tuple[int, ...]:
+    """``dims`` renumbered for an array that gains a dimension at ``at``."""
+    return tuple(d + 1 if d >= at else d for d in dims)
+
+
+def _index_batch_axis(indices: Any, di: int | None) -> tuple[Any, int | None]:
+    """The indices with their mapped axis anywhere but last (the index vector dimension)."""
+    if di is not None and di == get_aval(indices).ndim - 1:
+        return move_axis(indices, di, 0), 0
+    return indices, di
+
+
+def _batch_numbers(dn: tuple, rank: int, do: int | None, di: int | None) -> tuple[tuple, int]:
+    """Dimension numbers for an operand mapped along ``do`` and indices mapped along ``di``
+    (``None``: not mapped; ``di`` is not the last axis), and where the mapped axis goes in
+    the gather's output / the scatter's updates, of ``rank`` dimensions per example.
+
+    Operand and indices mapped: their axes are one more pair of batching dimensions.
+    Only the operand: its axis is one more window dimension, of full size. Only the
+    indices: one more batch dimension of the index vectors."""
+    window_pos, removed, index_map, operand_batching, indices_batching = dn
+    if do is not None:
+        removed, index_map, operand_batching = (_shifted(f, do) for f in (removed, index_map, operand_batching))
+    if di is None:
+        # The new window dimension comes after the operand's window dimensions before it.
+        j = sum(1 for q in range(do) if q not in removed and q not in operand_batching)
+        p = window_pos[j - 1] + 1 if j else 0
+        window_pos = tuple(sorted((*_shifted(window_pos, p), p)))
+    else:
+        indices_batching = _shifted(indices_batching, di)
+        if do is not None:
+            k = sum(1 for q in operand_batching if q < do)
+            operand_batching = _insert(operand_batching, k, do)
+            indices_batching = _insert(indices_batching, k, di)
+        # Batch positions follow the indices' batch dimensions in order: the new one is number di.
+        batch_pos = [q for q in range(rank) if q not in window_pos]
+        p = batch_pos[di - 1] + 1 if di else 0
+        window_pos = _shifted(window_pos, p)
+    return type(dn)(window_pos, removed, index_map, operand_batching, indices_batching), p
 
 
 # --- gather -----------------------------------------------------------------------------
@@ -266,6 +316,23 @@ def _gather_vjp(cts: list, primals: list, outs: list, *, dimension_numbers, slic
 jvp_rules[gather_p] = _gather_jvp
 vjp_rules[gather_p] = _gather_vjp
 
+
+def _gather_batch(args: list, dims: list, *, dimension_numbers, slice_sizes, mode, fill_value) -> tuple[list, list]:
+    (operand, indices), (do, di) = args, dims
+    indices, di = _index_batch_axis(indices, di)
+    rank = len(dimension_numbers.offset_dims) + get_aval(indices).ndim - 1 - (di is not None)
+    dn, out_dim = _batch_numbers(dimension_numbers, rank, do, di)
+    if do is not None:  # a window of one along a batching dimension, of all of it otherwise
+        size = get_aval(operand).shape[do]
+        slice_sizes = _insert(slice_sizes, do, min(1, size) if di is not None else size)
+    out = gather_p.bind(
+        operand, indices, dimension_numbers=dn, slice_sizes=slice_sizes, mode=mode, fill_value=fill_value
+    )
+    return [out], [out_dim]
+
+
+batch_rules[gather_p] = _gather_batch
+
 # --- scatter, scatter_add, scatter_mul, scatter_min, scatter_max ------------------------
 # For duplicate indices, ``scatter`` keeps one of the updates (NumPy's order: the last).
 
@@ -276,11 +343,14 @@ def _assign(out: np.ndarray, index: tuple, updates: np.ndarray) -> None:
     out[index] = updates
 
 
-def _scatter_window(ndim: int, dn: ScatterDimensionNumbers, updates_shape: tuple[int, ...]) -> tuple:
-    """The operand dimensions an update window spans, and its size along every dimension."""
+def _scatter_window(shape: tuple[int, ...], dn: ScatterDimensionNumbers, updates_shape: tuple[int, ...]) -> tuple:
+    """The operand dimensions an update window spans, and its size along every dimension
+    of the operand (of ``shape``)."""
     removed = set(dn.inserted_window_dims) | set(dn.operand_batching_dims)
-    window_dims = tuple(d for d in range(ndim) if d not in removed)
-    window = [1] * ndim
+    window_dims = tuple(d for d in range(len(shape)) if d not in removed)
+    window = [1] * len(shape)
+    for d in dn.operand_batching_dims:
+        window[d] = min(1, shape[d])
     for d, p in zip(window_dims, dn.update_window_dims, strict=True):
         window[d] = updates_shape[p]
     return window_dims, tuple(window)
@@ -289,7 +359,7 @@ def _scatter_window(ndim: int, dn: ScatterDimensionNumbers, updates_shape: tuple
 def _scatter_targets(shape, indices, updates_shape, dn: ScatterDimensionNumbers, mode: str) -> np.ndarray:
     """The position in the flattened operand each update element goes to (-1 for the
     elements of windows that mode "drop" skips), laid out batch first, window last."""
-    window_dims, window = _scatter_window(len(shape), dn, updates_shape)
+    window_dims, window = _scatter_window(shape, dn, updates_shape)
     grids, fits = _index_grids(
         shape,
         indices,
@@ -309,7 +379,7 @@ def _scatter_targets(shape, indices, updates_shape, dn: ScatterDimensionNumbers,
 
 
 def _scatter_apply(combine: Callable, operand, indices, updates, *, dimension_numbers, mode):
-    out = np.array(operand, copy=True)
+    out = np.array(operand, copy=True, order="C")  # C order: reshape(-1) below must be a view
     indices, updates = np.asarray(indices), np.asarray(updates)
     dn = dimension_numbers
     if updates.size == 0:
@@ -356,9 +426,27 @@ def _scatter_abstract_eval(name: str, operand, indices, updates, *, dimension_nu
         dn.scatter_dims_to_operand_dims,
         dn.operand_batching_dims,
         dn.scatter_indices_batching_dims,
-        _scatter_window(operand.ndim, dn, updates.shape)[1],
+        _scatter_window(operand.shape, dn, updates.shape)[1],
     )
     return [operand]
+
+
+def _scatter_batch_rule(prim: Primitive) -> Callable:
+    """The batch rule of a scatter: an unmapped operand first gets the mapped axis (every
+    example updates its own copy), then the updates get it where the numbers say."""
+
+    def batch(args: list, dims: list, *, dimension_numbers, mode) -> tuple[list, list]:
+        (operand, indices, updates), (do, di, du) = args, dims
+        size = mapped_size(args, dims)
+        if do is None:
+            operand, do = move_axis(operand, None, 0, size), 0
+        indices, di = _index_batch_axis(indices, di)
+        rank = get_aval(updates).ndim - (du is not None)
+        dn, updates_dim = _batch_numbers(dimension_numbers, rank, do, di)
+        updates = move_axis(updates, du, updates_dim, size)
+        return [prim.bind(operand, indices, updates, dimension_numbers=dn, mode=mode)], [do]
+
+    return batch
 
 
 def scatter_primitive(name: str, combine: Callable) -> Primitive:
@@ -366,6 +454,7 @@ def scatter_primitive(name: str, combine: Callable) -> Primitive:
     prim = Primitive(name)
     prim.def_impl(lambda *args, **params: _scatter_apply(combine, *args, **params))
     prim.def_abstract_eval(lambda *avals, **params: _scatter_abstract_eval(name, *avals, **params))
+    batch_rules[prim] = _scatter_batch_rule(prim)
     return prim
 
 
@@ -384,7 +473,7 @@ scatter_max_p = scatter_primitive("scatter_max", np.maximum.at)
 def _gather_windows(x, indices, updates_aval: ShapedArray, dn: ScatterDimensionNumbers, mode: str, fill_value=0):
     """What the scatter's update windows address in ``x`` (shaped like the updates);
     windows that mode "drop" skips read ``fill_value``."""
-    _, window = _scatter_window(get_aval(x).ndim, dn, updates_aval.shape)
+    _, window = _scatter_window(get_aval(x).shape, dn, updates_aval.shape)
     clip = mode == "clip"
     return gather_p.bind(
         x,

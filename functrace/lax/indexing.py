@@ -23,6 +23,12 @@ cotangent) and ``scatter_min``/``scatter_max`` (the elements equal to the result
 it evenly, as ``max`` does for ties). ``scatter_mul``'s derivative with respect to its
 updates needs unique indices: it raises ``NotImplementedError`` when the indices
 repeat, or when they are traced (under ``jit``) so that uniqueness cannot be checked.
+
+Batching (``vmap``): a mapped axis is one more dimension taken whole, except that
+per-example start indices turn ``dynamic_slice`` into one ``gather`` and
+``dynamic_update_slice`` into one ``scatter`` (mode ``"clip"``: the same clamping),
+and mapped operand and indices of gather and the scatters become one more pair of
+batching dimensions (``operand_batching_dims``).
 """
 
 from __future__ import annotations
@@ -35,10 +41,12 @@ import numpy as np
 from functrace.core import dtypes
 from functrace.core.abstract import ShapedArray
 from functrace.core.ad_util import Zero, instantiate, needed_cotangents, zeros
-from functrace.core.primitive import Primitive, jvp_rules, vjp_rules
+from functrace.core.batching_util import mapped_size, move_axis
+from functrace.core.primitive import Primitive, batch_rules, jvp_rules, vjp_rules
 from functrace.core.source_info import with_user_line
 from functrace.core.trace import Tracer, get_aval
-from functrace.lax.structural import pad_p, reshape_p
+from functrace.lax.elementwise import convert_element_type_p
+from functrace.lax.structural import broadcast_in_dim_p, concatenate_p, pad_p, reshape_p
 
 _pyslice = slice  # the builtin; ``slice`` below is the lax wrapper
 
@@ -55,6 +63,10 @@ def _check_start_indices(name: str, operand: ShapedArray, starts: Sequence[Shape
     for i, s in enumerate(starts):
         if s.shape != () or s.dtype.kind not in "iu":
             raise TypeError(with_user_line(f"{name}: start index {i} must be an integer scalar, got {s.str_short()}"))
+
+
+def _insert(values: tuple, at: int, value: Any) -> tuple:
+    return (*values[:at], value, *values[at:])
 
 
 def _clamped_starts(starts: Sequence[Any], shape: Sequence[int], sizes: Sequence[int]) -> list[int]:
@@ -125,6 +137,20 @@ def _linear_jvp(prim: Primitive, linear: tuple[int, ...]) -> Callable:
 jvp_rules[slice_p] = _linear_jvp(slice_p, (0,))
 vjp_rules[slice_p] = lambda cts, primals, outs, **params: _slice_transpose(cts[0], get_aval(primals[0]), **params)
 
+
+def _slice_batch(args: list, dims: list, *, start_indices, limit_indices, strides) -> tuple[list, list]:
+    (x,), (d,) = args, dims
+    out = slice_p.bind(
+        x,
+        start_indices=_insert(start_indices, d, 0),
+        limit_indices=_insert(limit_indices, d, get_aval(x).shape[d]),
+        strides=_insert(strides, d, 1),
+    )
+    return [out], [d]
+
+
+batch_rules[slice_p] = _slice_batch
+
 # --- dynamic_slice ----------------------------------------------------------------------
 
 dynamic_slice_p = Primitive("dynamic_slice")
@@ -159,6 +185,47 @@ def _dynamic_slice_vjp(cts: list, primals: list, outs: list, *, slice_sizes) -> 
 
 jvp_rules[dynamic_slice_p] = _linear_jvp(dynamic_slice_p, (0,))
 vjp_rules[dynamic_slice_p] = _dynamic_slice_vjp
+
+
+def _stacked_starts(starts: Sequence[Any], dims: Sequence[int | None], size: int) -> Any:
+    """Every example's start indices as one int64 array of shape ``(size, len(starts))``:
+    the index vectors of a gather or scatter."""
+    int64 = np.dtype(np.int64)
+    columns = []
+    for s, d in zip(starts, dims, strict=True):
+        if get_aval(s).dtype != int64:
+            s = convert_element_type_p.bind(s, new_dtype=int64, weak_type=False)
+        columns.append(broadcast_in_dim_p.bind(s, shape=(size, 1), broadcast_dimensions=() if d is None else (0,)))
+    return columns[0] if len(columns) == 1 else concatenate_p.bind(*columns, dimension=1)
+
+
+def _dynamic_slice_batch(args: list, dims: list, *, slice_sizes) -> tuple[list, list]:
+    # Shared starts: the mapped axis is one more dimension, sliced whole. Per-example
+    # starts: one gather, whose mode "clip" clamps each window as dynamic_slice does.
+    from functrace.lax.gather_scatter import GatherDimensionNumbers, gather_p
+
+    (x, *starts), (d, *start_dims) = args, dims
+    size = mapped_size(args, dims)
+    if all(s is None for s in start_dims):
+        out = dynamic_slice_p.bind(
+            x, *_insert(tuple(starts), d, np.int64(0)), slice_sizes=_insert(slice_sizes, d, size)
+        )
+        return [out], [d]
+    indices = _stacked_starts(starts, start_dims, size)
+    rank = len(slice_sizes)
+    if d is None:  # the gather's output has the batch of index vectors first
+        window = tuple(range(1, rank + 1))
+        dn = GatherDimensionNumbers(offset_dims=window, collapsed_slice_dims=(), start_index_map=tuple(range(rank)))
+        d, sizes = 0, slice_sizes
+    else:  # the operand's mapped axis pairs with the index vectors' batch, and stays at d
+        others = tuple(a for a in range(rank + 1) if a != d)
+        dn = GatherDimensionNumbers(others, (), others, operand_batching_dims=(d,), start_indices_batching_dims=(0,))
+        sizes = _insert(slice_sizes, d, min(1, size))
+    out = gather_p.bind(x, indices, dimension_numbers=dn, slice_sizes=sizes, mode="clip", fill_value=None)
+    return [out], [d]
+
+
+batch_rules[dynamic_slice_p] = _dynamic_slice_batch
 
 # --- dynamic_update_slice ---------------------------------------------------------------
 
@@ -208,6 +275,27 @@ def _dynamic_update_slice_vjp(cts: list, primals: list, outs: list) -> list:
 
 jvp_rules[dynamic_update_slice_p] = _linear_jvp(dynamic_update_slice_p, (0, 1))
 vjp_rules[dynamic_update_slice_p] = _dynamic_update_slice_vjp
+
+
+def _dynamic_update_slice_batch(args: list, dims: list) -> tuple[list, list]:
+    # Operand and update get the mapped axis at one position d. Shared starts: the window
+    # spans that axis whole. Per-example starts: one scatter, whose mode "clip" clamps
+    # each window as dynamic_update_slice does.
+    from functrace.lax.gather_scatter import ScatterDimensionNumbers, scatter_p
+
+    (x, update, *starts), (dx, du, *start_dims) = args, dims
+    size = mapped_size(args, dims)
+    d = next((a for a in (dx, du) if a is not None), 0)
+    x, update = move_axis(x, dx, d, size), move_axis(update, du, d, size)
+    if all(s is None for s in start_dims):
+        return [dynamic_update_slice_p.bind(x, update, *_insert(tuple(starts), d, np.int64(0)))], [d]
+    others = tuple(a for a in range(get_aval(x).ndim) if a != d)
+    dn = ScatterDimensionNumbers(others, (), others, operand_batching_dims=(d,), scatter_indices_batching_dims=(0,))
+    indices = _stacked_starts(starts, start_dims, size)
+    return [scatter_p.bind(x, indices, update, dimension_numbers=dn, mode="clip")], [d]
+
+
+batch_rules[dynamic_update_slice_p] = _dynamic_update_slice_batch
 
 # --- public wrappers (functrace.lax) ------------------------------------------------------
 

@@ -7,7 +7,7 @@ import numpy as np
 from functrace.core import dtypes
 from functrace.core.abstract import ShapedArray
 from functrace.core.ad_util import defbilinear
-from functrace.core.primitive import Primitive
+from functrace.core.primitive import Primitive, batch_rules
 from functrace.core.source_info import with_user_line
 from functrace.core.trace import get_aval
 from functrace.lax.elementwise import NUMERIC, _check_kinds
@@ -117,6 +117,32 @@ def _dot_general_transpose_rhs(ct, lhs, rhs_aval: ShapedArray, *, dimension_numb
 
 
 defbilinear(dot_general_p, _dot_general_transpose_lhs, _dot_general_transpose_rhs)
+
+
+def _shift(dims: tuple[int, ...], d: int | None) -> tuple[int, ...]:
+    """An example's dimensions as dimensions of the batched operand mapped at ``d``."""
+    return dims if d is None else tuple(e if e < d else e + 1 for e in dims)
+
+
+def _dot_general_batch(args: list, dims: list, *, dimension_numbers: DimensionNumbers) -> tuple[list, list]:
+    # Both mapped: the mapped axes are one more batch pair, first in the output. One
+    # mapped: its mapped axis is just one more free dimension of that operand; the
+    # output keeps it among the free dimensions, in order.
+    (lhs, rhs), (ld, rd) = args, dims
+    (lc, rc), (lb, rb) = dimension_numbers
+    lc, lb, rc, rb = _shift(lc, ld), _shift(lb, ld), _shift(rc, rd), _shift(rb, rd)
+    if ld is not None and rd is not None:
+        numbers = ((lc, rc), ((ld, *lb), (rd, *rb)))
+        return [dot_general_p.bind(lhs, rhs, dimension_numbers=numbers)], [0]
+    out = dot_general_p.bind(lhs, rhs, dimension_numbers=((lc, rc), (lb, rb)))
+    lhs_free = _free_dims(get_aval(lhs).ndim, lc, lb)
+    if ld is not None:
+        return [out], [len(lb) + lhs_free.index(ld)]
+    rhs_free = _free_dims(get_aval(rhs).ndim, rc, rb)
+    return [out], [len(lb) + len(lhs_free) + rhs_free.index(rd)]
+
+
+batch_rules[dot_general_p] = _dot_general_batch
 
 
 def dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_type=None):

@@ -14,7 +14,7 @@ import numpy as np
 from functrace.core import dtypes
 from functrace.core.abstract import ShapedArray
 from functrace.core.ad_util import Zero, deflinear, is_differentiable
-from functrace.core.primitive import Primitive, jvp_rules, vjp_rules, zero_derivative
+from functrace.core.primitive import Primitive, batch_rules, jvp_rules, vjp_rules, zero_derivative
 from functrace.core.source_info import with_user_line
 from functrace.core.trace import get_aval
 from functrace.lax.elementwise import (
@@ -41,6 +41,18 @@ def _reduced_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, 
     return tuple(d for i, d in enumerate(shape) if i not in axes)
 
 
+def _reduction_batch(prim: Primitive) -> Callable:
+    """The batch rule of a reduction over ``axes`` (other params pass through): the
+    example axes shift past the mapped axis, which stays, less the reduced axes before it."""
+
+    def batch(args: list, dims: list, *, axes: tuple[int, ...], **params) -> tuple[list, list]:
+        (x,), (d,) = args, dims
+        full = tuple(a if a < d else a + 1 for a in axes)
+        return [prim.bind(x, axes=full, **params)], [d - sum(a < d for a in axes)]
+
+    return batch
+
+
 def reducer(name: str, impl: Callable, kinds: str = NUMERIC) -> Primitive:
     """A reduction over ``axes`` (normalised, non-negative) dropping those axes."""
     prim = Primitive(name)
@@ -52,6 +64,7 @@ def reducer(name: str, impl: Callable, kinds: str = NUMERIC) -> Primitive:
 
     prim.def_impl(lambda x, *, axes: [np.asarray(impl(np.asarray(x), axis=axes), dtype=np.result_type(x))])
     prim.def_abstract_eval(abstract_eval)
+    batch_rules[prim] = _reduction_batch(prim)
     return prim
 
 
@@ -183,6 +196,7 @@ def index_reducer(name: str, np_fn: Callable) -> Primitive:
     prim.def_impl(impl)
     prim.def_abstract_eval(abstract_eval)
     zero_derivative.add(prim)
+    batch_rules[prim] = _reduction_batch(prim)  # index_dtype passes through
     return prim
 
 
@@ -217,6 +231,14 @@ def _cumsum_transpose(ct, aval: ShapedArray, *, axis: int, reverse: bool) -> lis
 
 
 deflinear(cumsum_p, _cumsum_transpose)
+
+
+def _cumsum_batch(args: list, dims: list, *, axis: int, reverse: bool) -> tuple[list, list]:
+    (x,), (d,) = args, dims
+    return [cumsum_p.bind(x, axis=axis if axis < d else axis + 1, reverse=reverse)], [d]
+
+
+batch_rules[cumsum_p] = _cumsum_batch
 
 
 # --- public wrappers (functrace.lax) --------------------------------------------------

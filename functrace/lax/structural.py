@@ -7,15 +7,28 @@ import numpy as np
 from functrace.core import dtypes
 from functrace.core.abstract import ShapedArray
 from functrace.core.ad_util import Zero, deflinear, zeros
-from functrace.core.primitive import Primitive, jvp_rules, zero_derivative
+from functrace.core.batching_util import mapped_size, move_axis
+from functrace.core.primitive import Primitive, batch_rules, jvp_rules, zero_derivative
 from functrace.core.source_info import with_user_line
 from functrace.core.trace import get_aval
-from functrace.lax.elementwise import _lax_operands, sub_p
+from functrace.lax.elementwise import _lax_operands, select_p, sub_p
 
 # Every primitive here but iota is linear: its derivative is itself (``deflinear``), and
 # its transpose maps an output cotangent back to the operands' shapes. reductions.py and
 # indexing.py import this module, so the transposes import reduce_sum_p and slice_p
 # when they run.
+#
+# Batch rules see the mapped axis ``d`` of an operand; an example's dimension ``e`` is
+# dimension ``_full(e, d)`` of the batched value.
+
+
+def _full(e: int, d: int) -> int:
+    """The batched value's dimension holding an example's dimension ``e`` (mapped axis ``d``)."""
+    return e if e < d else e + 1
+
+
+def _full_dims(dims: tuple[int, ...], d: int) -> tuple[int, ...]:
+    return tuple(_full(e, d) for e in dims)
 
 
 def _sum_all(x):
@@ -84,6 +97,20 @@ def _broadcast_in_dim_transpose(ct, aval: ShapedArray, *, shape, broadcast_dimen
 
 deflinear(broadcast_in_dim_p, _broadcast_in_dim_transpose)
 
+
+def _broadcast_in_dim_batch(args: list, dims: list, *, shape, broadcast_dimensions) -> tuple[list, list]:
+    # The mapped axis goes right after the output dimension of the operand dimension
+    # before it, which keeps broadcast_dimensions increasing: no transpose needed.
+    (x,), (d,) = args, dims
+    out_d = broadcast_dimensions[d - 1] + 1 if d else 0
+    bdims = tuple(b if b < out_d else b + 1 for b in broadcast_dimensions)
+    bdims = (*bdims[:d], out_d, *bdims[d:])
+    out_shape = (*shape[:out_d], get_aval(x).shape[d], *shape[out_d:])
+    return [broadcast_in_dim_p.bind(x, shape=out_shape, broadcast_dimensions=bdims)], [out_d]
+
+
+batch_rules[broadcast_in_dim_p] = _broadcast_in_dim_batch
+
 # --- reshape ------------------------------------------------------------------------
 
 reshape_p = Primitive("reshape")
@@ -98,6 +125,16 @@ def _reshape_abstract_eval(x: ShapedArray, *, new_sizes: tuple[int, ...]):
 reshape_p.def_impl(lambda x, *, new_sizes: [np.reshape(x, new_sizes)])
 reshape_p.def_abstract_eval(_reshape_abstract_eval)
 deflinear(reshape_p, lambda ct, aval, *, new_sizes: [reshape_p.bind(ct, new_sizes=aval.shape)])
+
+
+def _reshape_batch(args: list, dims: list, *, new_sizes) -> tuple[list, list]:
+    # Row-major reshape mixes the dimensions, so the mapped axis must lead.
+    (x,), (d,) = args, dims
+    x = move_axis(x, d, 0)
+    return [reshape_p.bind(x, new_sizes=(get_aval(x).shape[0], *new_sizes))], [0]
+
+
+batch_rules[reshape_p] = _reshape_batch
 
 # --- transpose ----------------------------------------------------------------------
 
@@ -120,6 +157,17 @@ def _transpose_transpose(ct, aval: ShapedArray, *, permutation: tuple[int, ...])
 
 
 deflinear(transpose_p, _transpose_transpose)
+
+
+def _transpose_batch(args: list, dims: list, *, permutation) -> tuple[list, list]:
+    # The mapped axis stays where it is; the examples' dimensions move around it.
+    (x,), (d,) = args, dims
+    perm = list(_full_dims(permutation, d))
+    perm.insert(d, d)
+    return [transpose_p.bind(x, permutation=tuple(perm))], [d]
+
+
+batch_rules[transpose_p] = _transpose_batch
 
 
 # --- squeeze and expand_dims --------------------------------------------------------
@@ -164,6 +212,27 @@ expand_dims_p.def_abstract_eval(_expand_dims_abstract_eval)
 deflinear(squeeze_p, lambda ct, aval, *, dimensions: [expand_dims_p.bind(ct, dimensions=dimensions)])
 deflinear(expand_dims_p, lambda ct, aval, *, dimensions: [squeeze_p.bind(ct, dimensions=dimensions)])
 
+
+def _squeeze_batch(args: list, dims: list, *, dimensions) -> tuple[list, list]:
+    (x,), (d,) = args, dims
+    out_d = d - sum(e < d for e in dimensions)
+    return [squeeze_p.bind(x, dimensions=_full_dims(dimensions, d))], [out_d]
+
+
+def _expand_dims_batch(args: list, dims: list, *, dimensions) -> tuple[list, list]:
+    # The mapped axis goes right after the output position of the example dimension
+    # before it (first if none is), and the inserted dimensions shift around it.
+    (x,), (d,) = args, dims
+    out_rank = get_aval(x).ndim - 1 + len(dimensions)
+    kept = [i for i in range(out_rank) if i not in dimensions]
+    out_d = kept[d - 1] + 1 if d else 0
+    inserted = tuple(e if e < out_d else e + 1 for e in dimensions)
+    return [expand_dims_p.bind(x, dimensions=inserted)], [out_d]
+
+
+batch_rules[squeeze_p] = _squeeze_batch
+batch_rules[expand_dims_p] = _expand_dims_batch
+
 # --- rev ----------------------------------------------------------------------------
 
 rev_p = Primitive("rev")
@@ -182,6 +251,14 @@ def _rev_impl(x, *, dimensions: tuple[int, ...]):
 rev_p.def_impl(_rev_impl)
 rev_p.def_abstract_eval(_rev_abstract_eval)
 deflinear(rev_p, lambda ct, aval, *, dimensions: [rev_p.bind(ct, dimensions=dimensions)])
+
+
+def _rev_batch(args: list, dims: list, *, dimensions) -> tuple[list, list]:
+    (x,), (d,) = args, dims
+    return [rev_p.bind(x, dimensions=_full_dims(dimensions, d))], [d]
+
+
+batch_rules[rev_p] = _rev_batch
 
 # --- pad ----------------------------------------------------------------------------
 # XLA semantics: per dimension (lo, hi, interior); ``interior`` padding values go
@@ -273,6 +350,31 @@ def _pad_transpose(ct, aval: ShapedArray, value_aval: ShapedArray, *, padding_co
 
 deflinear(pad_p, _pad_transpose)
 
+
+def _pad_batch(args: list, dims: list, *, padding_config) -> tuple[list, list]:
+    (x, value), (d, value_d) = args, dims
+    if value_d is None:
+        config = (*padding_config[:d], (0, 0, 0), *padding_config[d:])
+        return [pad_p.bind(x, value, padding_config=config)], [d]
+    # One padding value per example: pad with anything, then select each example's value
+    # wherever the padding went. The mask is the padding of an all-True example.
+    if d is None:
+        x, d = move_axis(x, None, 0, mapped_size(args, dims)), 0
+    aval = get_aval(x)
+    example = aval.shape[:d] + aval.shape[d + 1 :]
+    config = (*padding_config[:d], (0, 0, 0), *padding_config[d:])
+    padded = pad_p.bind(x, np.zeros((), aval.dtype), padding_config=config)
+    out_shape = get_aval(padded).shape
+    kept = tuple(i for i in range(len(out_shape)) if i != d)
+    ones = broadcast_in_dim_p.bind(np.True_, shape=example, broadcast_dimensions=())
+    mask = pad_p.bind(ones, np.False_, padding_config=padding_config)
+    mask = broadcast_in_dim_p.bind(mask, shape=out_shape, broadcast_dimensions=kept)
+    values = broadcast_in_dim_p.bind(value, shape=out_shape, broadcast_dimensions=(d,))
+    return [select_p.bind(mask, padded, values)], [d]
+
+
+batch_rules[pad_p] = _pad_batch
+
 # --- concatenate --------------------------------------------------------------------
 
 concatenate_p = Primitive("concatenate")
@@ -346,6 +448,19 @@ def _concatenate_jvp(primals: list, tangents: list, *, dimension: int) -> tuple[
 deflinear(concatenate_p, _concatenate_transpose)
 jvp_rules[concatenate_p] = _concatenate_jvp  # leaner than deflinear's with some zero tangents
 
+
+def _concatenate_batch(args: list, dims: list, *, dimension) -> tuple[list, list]:
+    # Operands mapped at one axis keep it (unmapped ones get it by broadcasting);
+    # otherwise the mapped axes move to the front.
+    size = mapped_size(args, dims)
+    mapped = {d for d in dims if d is not None}
+    out_d = mapped.pop() if len(mapped) == 1 else 0
+    operands = [move_axis(x, d, out_d, size) for x, d in zip(args, dims, strict=True)]
+    return [concatenate_p.bind(*operands, dimension=_full(dimension, out_d))], [out_d]
+
+
+batch_rules[concatenate_p] = _concatenate_batch
+
 # --- iota ---------------------------------------------------------------------------
 
 iota_p = Primitive("iota")
@@ -369,6 +484,14 @@ def _iota_impl(*, dtype: np.dtype, shape: tuple[int, ...], dimension: int):
 iota_p.def_impl(_iota_impl)
 iota_p.def_abstract_eval(_iota_abstract_eval)
 zero_derivative.add(iota_p)
+
+
+def _iota_batch(args: list, dims: list, **params) -> tuple[list, list]:
+    # iota has no operands, so vmap never has a mapped one to give it.
+    raise AssertionError("iota has no operands to be mapped")
+
+
+batch_rules[iota_p] = _iota_batch
 
 
 # --- public wrappers (functrace.lax) --------------------------------------------------

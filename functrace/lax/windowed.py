@@ -17,7 +17,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from functrace.core.abstract import ShapedArray
 from functrace.core.ad_util import Zero, add_tangents, deflinear, zeros
-from functrace.core.primitive import Primitive, jvp_rules, vjp_rules
+from functrace.core.primitive import Primitive, batch_rules, jvp_rules, vjp_rules
 from functrace.core.source_info import with_user_line
 from functrace.core.trace import Tracer, get_aval
 from functrace.lax import elementwise
@@ -209,7 +209,30 @@ def window_reducer(name: str, reduce: Callable, identity: Callable[[np.dtype], o
 
     prim.def_impl(impl)
     prim.def_abstract_eval(abstract_eval)
+    batch_rules[prim] = _window_reducer_batch(prim)
     return prim
+
+
+def _window_reducer_batch(prim: Primitive) -> Callable:
+    """The batch rule of a window reduction: the mapped axis gets a window of one element."""
+
+    def batch(args: list, dims: list, **params) -> tuple[list, list]:
+        (x,), (bdim,) = args, dims
+
+        def with_mapped(values: tuple, value) -> tuple:
+            return (*values[:bdim], value, *values[bdim:])
+
+        out = prim.bind(
+            x,
+            window_dimensions=with_mapped(params["window_dimensions"], 1),
+            window_strides=with_mapped(params["window_strides"], 1),
+            padding=with_mapped(params["padding"], (0, 0)),
+            base_dilation=with_mapped(params["base_dilation"], 1),
+            window_dilation=with_mapped(params["window_dilation"], 1),
+        )
+        return [out], [bdim]
+
+    return batch
 
 
 reduce_window_sum_p = window_reducer("reduce_window_sum", np.sum, lambda dtype: 0)
