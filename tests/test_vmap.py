@@ -200,3 +200,26 @@ def test_python_control_flow_on_a_mapped_value():
 def test_shape_errors_under_vmap_describe_the_examples():
     with pytest.raises(TypeError, match=r"axes \(1,\) are invalid for shape \(3,\)"):
         ft.vmap(lambda x: ft.lax.reduce_sum(x, (1,)))(np.ones((2, 3)))
+
+
+ELEMENTWISE_UNARY = ["exp", "log1p", "tanh", "sin", "cos", "abs", "negative", "square", "floor", "sign", "isfinite"]
+ELEMENTWISE_BINARY = ["add", "subtract", "multiply", "divide", "maximum", "minimum", "power", "less", "equal"]
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE_UNARY + ELEMENTWISE_BINARY)
+@given(example=fts.shapes(max_dims=2, min_side=1, max_side=3), size=st.integers(1, 4), data=st.data())
+def test_every_elementwise_function_matches_loop(name, example, size, data):
+    f = getattr(fnp, name)
+    n_args = 1 if name in ELEMENTWISE_UNARY else 2
+    axes = tuple(data.draw(st.sampled_from([0, -1, None])) for _ in range(n_args))
+    if all(a is None for a in axes):
+        axes = (0, *axes[1:])
+    args = []
+    for ax in axes:
+        shape = list(example)
+        if ax is not None:
+            shape.insert(ax % (len(example) + 1), size)
+        args.append(np.abs(RNG.normal(size=shape)) + 0.5)
+    expected = loop(f, axes)(*args)
+    assert_same(ft.vmap(f, in_axes=axes)(*args), expected)
+    assert_same(ft.jit(ft.vmap(f, in_axes=axes), backend="interpret")(*args), expected)
