@@ -66,9 +66,10 @@ class JVPTrace(Trace):
 
 
 def _check_tangent(primal: Any, tangent: Any) -> Any:
-    p_aval, t_aval = get_aval(primal), get_aval(tangent)
-    if not is_differentiable(p_aval):
+    p_aval = get_aval(primal)
+    if type(tangent) is Zero or not is_differentiable(p_aval):
         return Zero(p_aval)  # integer and bool inputs have no tangent space
+    t_aval = get_aval(tangent)
     if p_aval.shape != t_aval.shape or p_aval.dtype != t_aval.dtype:
         raise TypeError(
             with_user_line(

@@ -87,7 +87,7 @@ class Function:
     pytrees like the traced Python function did.
     """
 
-    __slots__ = ("constvars", "consts", "invars", "eqns", "outvars", "in_tree", "out_tree", "arg_names")
+    __slots__ = ("__weakref__", "arg_names", "consts", "constvars", "eqns", "in_tree", "invars", "out_tree", "outvars")
 
     def __init__(
         self,

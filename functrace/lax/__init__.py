@@ -5,6 +5,7 @@ operands are not broadcast or promoted: shapes and dtypes must agree, except tha
 Python scalars take the dtype of the array operands.
 """
 
+from functrace.control_flow.cond import *  # noqa: F403
 from functrace.lax.convolution import *  # noqa: F403
 from functrace.lax.elementwise import *  # noqa: F403
 from functrace.lax.gather_scatter import *  # noqa: F403
