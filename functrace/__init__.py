@@ -10,7 +10,7 @@
   in (e,) }
 """
 
-from functrace import errors, lax, numpy, tree_util
+from functrace import errors, lax, nn, numpy, optimizers, tree_util
 from functrace.ad import grad, hessian, jacfwd, jacrev, jvp, linearize, value_and_grad, vjp
 from functrace.api import jit, make_ir
 from functrace.batching import vmap
@@ -18,6 +18,7 @@ from functrace.config import config
 from functrace.core.ir import Function
 from functrace.custom_derivatives import checkpoint, custom_jvp, custom_vjp, remat
 from functrace.lax.elementwise import stop_gradient
+from functrace.serialization import load, save
 
 __version__ = "0.1.0"
 
@@ -35,10 +36,14 @@ __all__ = [
     "jit",
     "jvp",
     "linearize",
+    "load",
     "lax",
     "make_ir",
+    "nn",
     "numpy",
+    "optimizers",
     "remat",
+    "save",
     "stop_gradient",
     "tree_util",
     "value_and_grad",
