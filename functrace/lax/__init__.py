@@ -6,6 +6,7 @@ Python scalars take the dtype of the array operands.
 """
 
 from functrace.control_flow.cond import *  # noqa: F403
+from functrace.control_flow.scan import *  # noqa: F403
 from functrace.control_flow.while_loop import *  # noqa: F403
 from functrace.lax.convolution import *  # noqa: F403
 from functrace.lax.elementwise import *  # noqa: F403
