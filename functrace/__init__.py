@@ -10,7 +10,7 @@
   in (e,) }
 """
 
-from functrace import errors, lax, nn, numpy, optimizers, tree_util
+from functrace import errors, lax, nn, numpy, optimizers, random, stax, tree_util
 from functrace.ad import grad, hessian, jacfwd, jacrev, jvp, linearize, value_and_grad, vjp
 from functrace.api import jit, make_ir
 from functrace.batching import vmap
@@ -42,8 +42,10 @@ __all__ = [
     "nn",
     "numpy",
     "optimizers",
+    "random",
     "remat",
     "save",
+    "stax",
     "stop_gradient",
     "tree_util",
     "value_and_grad",
