@@ -43,3 +43,18 @@ def test_programmer_classifier_learns():
         losses.append(float(value))
     assert losses[-1] < losses[0] / 3
     assert ex.accuracy(ex.get_params(opt_state), test_features, test_labels) > 0.9
+
+
+def test_char_lstm_learns_to_predict_characters():
+    ex = _load("char_lstm")
+    rng = np.random.default_rng(0)
+    key = random.PRNGKey(0)
+    _, params = ex.init_fun(key, (-1, ex.SEQ, ex.VOCAB))
+    opt_state = ex.opt_init(params)
+    losses = []
+    for step in range(80):
+        opt_state, value = ex.train_step(step, opt_state, *ex.batches(rng))
+        losses.append(float(value))
+    assert np.mean(losses[-5:]) < losses[0] / 2
+    text = ex.sample(ex.get_params(opt_state), key, length=10)
+    assert len(text) == 14 and set(text) <= set(ex.CHARS)
