@@ -60,3 +60,12 @@ def test_every_primitive_has_a_batch_rule(name):
 def test_missing_rule_names_transformation_and_primitive():
     with pytest.raises(NotImplementedError, match="primitive 'x' has no jvp rule"):
         MissingRule("x", "jvp")()
+
+
+def test_the_frontend_never_imports_a_backend():
+    import subprocess
+    import sys
+
+    code = "import sys, functrace; print(sorted(m for m in ('llvmlite', 'numba', 'lowering') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
