@@ -17,6 +17,7 @@ from functrace.batching import vmap
 from functrace.config import config
 from functrace.core.ir import Function
 from functrace.custom_derivatives import checkpoint, custom_jvp, custom_vjp, remat
+from functrace.devices import device_put, devices
 from functrace.lax.elementwise import stop_gradient
 from functrace.serialization import load, save
 
@@ -28,6 +29,8 @@ __all__ = [
     "config",
     "custom_jvp",
     "custom_vjp",
+    "device_put",
+    "devices",
     "errors",
     "grad",
     "hessian",

@@ -130,3 +130,13 @@ def test_concurrent_calls_from_threads():
     assert not errors
     for i in range(8):
         assert_same(results[i], np.tanh(np.full(5, float(i))) * 3.0)
+
+
+def test_devices_and_device_put():
+    assert [d.platform for d in ft.devices()] == ["cpu"]
+    out = ft.device_put({"a": [1, 2.5], "b": np.float32(3)})
+    assert out["a"][0].dtype == np.int64 and isinstance(out["b"], np.ndarray) and out["b"].dtype == np.float32
+    with pytest.raises(RuntimeError, match="no CUDA backend yet"):
+        ft.device_put(np.ones(2), "cuda")
+    with pytest.raises(RuntimeError, match="no CUDA backend yet"):
+        ft.devices("cuda")
