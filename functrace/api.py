@@ -12,6 +12,7 @@ from functrace import tree_util
 from functrace.core.abstract import ShapedArray
 from functrace.core.eval import eval_ir
 from functrace.core.ir import Function
+from functrace.core.passes import simplify
 from functrace.core.source_info import api_boundary
 from functrace.core.staging import leaf_names, trace_to_ir
 from functrace.core.trace import Tracer, _state, get_aval
@@ -208,6 +209,8 @@ class JittedFunction:
                 entry = self._cache.get(key)
                 if entry is None:
                     fn, _ = _stage(self._fun, args, static, f"jit({getattr(self._fun, '__name__', 'fun')})")
+                    fn = simplify(fn)
+                    fn.typecheck()
                     entry = _CacheEntry(fn, get_backend(self._backend)(fn))
                     self._cache[key] = entry
         return entry, flat

@@ -3,11 +3,19 @@ interpreter that returns a new ``Function`` (the input is not modified).
 
 - ``eliminate_dead_code``: drop equations whose results nothing uses (every
   primitive is pure, so this is always valid). Staging runs it on every IR it builds.
+- ``simplify``: one forward walk that folds scalar constant arithmetic into literals,
+  removes algebraic identities (``x * 1``, ``x + 0``, a reshape or conversion to the
+  same type, reshape of a reshape) and merges equations that compute the same thing
+  (common subexpressions); then dead code goes. ``jit`` runs it before the backend.
 """
 
 from __future__ import annotations
 
-from functrace.core.ir import Function, Var
+from typing import Any
+
+import numpy as np
+
+from functrace.core.ir import Eqn, Function, Literal, Var
 
 
 def eliminate_dead_code(fn: Function) -> Function:
@@ -39,3 +47,102 @@ def eliminate_dead_code(fn: Function) -> Function:
         fn.out_tree,
         fn.arg_names,
     )
+
+
+# Primitives and the literal operand values that leave the other operand unchanged.
+_IDENTITIES = {"mul": (1, (0, 1)), "add": (0, (0, 1)), "sub": (0, (1,)), "div": (1, (1,)), "or": (0, (0, 1))}
+
+
+def _literal_value(atom: Any) -> Any:
+    return np.asarray(atom.val).item() if isinstance(atom, Literal) else None
+
+
+def _identity_operand(eqn: Eqn) -> Any:
+    """The input that ``eqn`` returns unchanged, if it is an algebraic identity."""
+    if len(eqn.outvars) != 1:
+        return None
+    out = eqn.outvars[0].aval
+    name = eqn.primitive.name
+    if name in _IDENTITIES and len(eqn.inputs) == 2:
+        neutral, positions = _IDENTITIES[name]
+        for pos in positions:
+            other = eqn.inputs[1 - pos]
+            if _literal_value(eqn.inputs[pos]) == neutral and other.aval.same_type(out):
+                return other
+    same_type = len(eqn.inputs) == 1 and eqn.inputs[0].aval.same_type(out)
+    if same_type and name in ("reshape", "convert_element_type", "broadcast_in_dim"):
+        return eqn.inputs[0]
+    if same_type and name == "transpose" and eqn.params["permutation"] == tuple(range(out.ndim)):
+        return eqn.inputs[0]
+    return None
+
+
+def _fold(eqn: Eqn) -> Literal | None:
+    """A scalar equation on literals only, evaluated now."""
+    if len(eqn.outvars) != 1 or eqn.outvars[0].aval.shape != () or not eqn.inputs:
+        return None
+    if not all(isinstance(a, Literal) for a in eqn.inputs) or eqn.primitive.multiple_results:
+        return None
+    with np.errstate(all="ignore"):
+        (value,) = eqn.primitive.impl(*[a.val for a in eqn.inputs], **eqn.params)
+    aval = eqn.outvars[0].aval
+    return Literal(np.asarray(value, dtype=aval.dtype)[()], aval)
+
+
+def _key(eqn: Eqn, inputs: list) -> Any:
+    atoms = tuple(
+        ("lit", _literal_value(a), a.aval.dtype) if isinstance(a, Literal) else ("var", id(a)) for a in inputs
+    )
+    try:
+        params = tuple(sorted(eqn.params.items()))
+        hash(params)
+    except TypeError:
+        return None
+    return (eqn.primitive, params, atoms)
+
+
+def simplify(fn: Function) -> Function:
+    """Constant folding, algebraic identities and common subexpressions, then DCE.
+
+    >>> import numpy as np, functrace as ft, functrace.numpy as fnp
+    >>> f = ft.jit(lambda x: (x * 1.0 + fnp.sin(x)) * (fnp.sin(x) + 0.0), backend="interpret")
+    >>> print(f.lower(np.ones(2)).as_text())
+    { lambda ; a:f64[2]. let
+        b:f64[2] = sin a
+        c:f64[2] = add a b
+        d:f64[2] = mul c b
+      in (d,) }
+    """
+    env: dict[Var, Any] = {}
+
+    def read(a: Any) -> Any:
+        return env.get(a, a) if isinstance(a, Var) else a
+
+    seen: dict[Any, list] = {}
+    producer: dict[Var, Eqn] = {}
+    eqns = []
+    for eqn in fn.eqns:
+        inputs = [read(a) for a in eqn.inputs]
+        if (
+            eqn.primitive.name == "reshape"
+            and inputs[0] in producer
+            and producer[inputs[0]].primitive.name == "reshape"
+        ):
+            inputs = [producer[inputs[0]].inputs[0]]  # reshape of a reshape: one reshape
+        new = Eqn(eqn.primitive, inputs, eqn.params, eqn.outvars, eqn.source)
+        replacement = _fold(new) or _identity_operand(new)
+        if replacement is not None:
+            env[eqn.outvars[0]] = replacement
+            continue
+        key = _key(new, new.inputs)
+        if key is not None and key in seen:
+            for old, var in zip(seen[key], eqn.outvars, strict=True):
+                env[var] = old
+            continue
+        if key is not None:
+            seen[key] = eqn.outvars
+        producer.update((v, new) for v in new.outvars)
+        eqns.append(new)
+    outvars = [read(a) for a in fn.outvars]
+    out = Function(fn.invars, eqns, outvars, fn.constvars, fn.consts, fn.in_tree, fn.out_tree, fn.arg_names)
+    return eliminate_dead_code(out)
