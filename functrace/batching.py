@@ -178,25 +178,3 @@ def vmap_flat(
         vals = [t.val for t in out_tracers]
         dims = [t.batch_dim for t in out_tracers]
     return vals, out_tree, dims
-
-
-def batch_call(call: Any, args: Sequence[Any], dims: Sequence[int | None], size: int) -> tuple[Any, list, list]:
-    """Batch a closed IR ``call`` (higher-order primitives carry one) with every operand
-    mapped on axis 0: returns the batched IR, closure-converted so that its constants
-    are leading operands, those constants, and the operands with their mapped axis first.
-    Outputs of the batched IR are all mapped on axis 0."""
-    from functrace.core.eval import eval_ir
-    from functrace.core.ir import Function
-    from functrace.core.staging import trace_to_ir
-
-    front = [move_axis(x, d, 0, size) for x, d in zip(args, dims, strict=True)]
-    in_tree = tree_util.tree_structure(tuple(front))
-
-    def batched(*xs):
-        vals, _, out_dims = vmap_flat(lambda *a: eval_ir(call, a), xs, [0] * len(xs), size, in_tree)
-        return [move_axis(v, d, 0, size) for v, d in zip(vals, out_dims, strict=True)]
-
-    ir = trace_to_ir(batched, [get_aval(x) for x in front], description="vmap")
-    closed = Function([*ir.constvars, *ir.invars], ir.eqns, ir.outvars)
-    closed.typecheck()
-    return closed, list(ir.consts), front

@@ -21,7 +21,7 @@ from functrace.core.eval import eval_ir
 from functrace.core.ir import Function
 from functrace.core.primitive import Primitive, batch_rules, jvp_rules, vjp_rules
 from functrace.core.source_info import api_boundary, with_user_line
-from functrace.core.staging import trace_to_ir
+from functrace.core.staging import stage_closed
 from functrace.core.trace import get_aval
 
 
@@ -40,20 +40,22 @@ class Rule:
 def _closure_converted(
     fun: Callable, flat_args: Sequence[Any], in_tree, description: str
 ) -> tuple[Function, list, Any]:
-    """Trace ``fun`` (pytree args) to an IR whose constants become leading inputs."""
-    out_tree_box: list = []
+    """Trace ``fun`` (pytree args) to an IR whose captured values become leading inputs."""
+    return stage_closed(
+        lambda *xs: fun(*tree_util.tree_unflatten(in_tree, xs)), [get_aval(x) for x in flat_args], description
+    )
 
-    def flat_fun(*xs):
-        out = fun(*tree_util.tree_unflatten(in_tree, xs))
-        out_flat, out_tree = tree_util.tree_flatten(out)
-        out_tree_box.append(out_tree)
-        return out_flat
 
-    ir = trace_to_ir(flat_fun, [get_aval(x) for x in flat_args], description=description)
-    consts = ir.consts
-    closed = Function([*ir.constvars, *ir.invars], ir.eqns, ir.outvars)
-    closed.typecheck()
-    return closed, consts, out_tree_box[0]
+def _batched_operands(call: Function, args: Sequence[Any], dims: Sequence[int | None]) -> tuple[Function, list]:
+    """Every operand with its mapped axis first, and ``call`` batched that way (all of its
+    outputs mapped on axis 0): the user's rules are vmapped over axis 0 to match."""
+    from functrace.control_flow.common import batch_function
+    from functrace.core.batching_util import mapped_size, move_axis
+
+    size = mapped_size(args, dims)
+    front = [move_axis(x, d, 0, size) for x, d in zip(args, dims, strict=True)]
+    batched, _ = batch_function(call, [0] * len(front), size, [0] * len(call.outvars))
+    return batched, front
 
 
 def _call_abstract_eval(*avals: ShapedArray, call: Function, **params) -> list[ShapedArray]:
@@ -134,13 +136,9 @@ def _vmapped(fun: Callable) -> Callable:
 
 def _custom_jvp_call_batch(args, dims, *, call, jvp, num_consts):
     # Every operand is given its mapped axis first; the user's rule is vmapped the same way.
-    from functrace.batching import batch_call
-    from functrace.core.batching_util import mapped_size
-
-    size = mapped_size(args, dims)
-    new_call, consts, front = batch_call(call, args, dims, size)
+    new_call, front = _batched_operands(call, args, dims)
     rule = _batched_rule(jvp, lambda r: _vmapped(lambda p, t: r.fun(*r.nondiff, p, t)))
-    outs = custom_jvp_call_p.bind(*consts, *front, call=new_call, jvp=rule, num_consts=len(consts) + num_consts)
+    outs = custom_jvp_call_p.bind(*front, call=new_call, jvp=rule, num_consts=num_consts)
     return outs, [0] * len(outs)
 
 
@@ -239,16 +237,10 @@ def _custom_vjp_call_vjp(cts, primals, outs, *, call, fwd, bwd, num_consts, resi
 
 
 def _custom_vjp_call_batch(args, dims, *, call, fwd, bwd, num_consts):
-    from functrace.batching import batch_call
-    from functrace.core.batching_util import mapped_size
-
-    size = mapped_size(args, dims)
-    new_call, consts, front = batch_call(call, args, dims, size)
+    new_call, front = _batched_operands(call, args, dims)
     new_fwd = _batched_rule(fwd, lambda r: _vmapped(r.fun))
     new_bwd = _batched_rule(bwd, lambda r: _vmapped(lambda res, ct: r.fun(*r.nondiff, res, ct)))
-    outs = custom_vjp_call_p.bind(
-        *consts, *front, call=new_call, fwd=new_fwd, bwd=new_bwd, num_consts=len(consts) + num_consts
-    )
+    outs = custom_vjp_call_p.bind(*front, call=new_call, fwd=new_fwd, bwd=new_bwd, num_consts=num_consts)
     return outs, [0] * len(outs)
 
 
@@ -333,11 +325,8 @@ def _remat_call_vjp(cts, primals, outs, *, call):
 
 
 def _remat_call_batch(args, dims, *, call):
-    from functrace.batching import batch_call
-    from functrace.core.batching_util import mapped_size
-
-    new_call, consts, front = batch_call(call, args, dims, mapped_size(args, dims))
-    outs = remat_call_p.bind(*consts, *front, call=new_call)
+    new_call, front = _batched_operands(call, args, dims)
+    outs = remat_call_p.bind(*front, call=new_call)
     return outs, [0] * len(outs)
 
 

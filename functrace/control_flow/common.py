@@ -1,7 +1,7 @@
 """Staging and transforming the sub-IRs that control-flow primitives carry.
 
-- ``stage_closed``: trace a Python function into a ``Function`` whose captured values
-  are leading inputs (closure conversion), so no tracer hides in a parameter.
+- (closure conversion itself is ``functrace.core.staging.stage_closed``, shared with the
+  custom-derivative primitives).
 - ``jvp_function``: the IR of the JVP of an IR, for the tangents known to be nonzero.
 - ``batch_function``: the IR of an IR under ``vmap``, with chosen mapped axes.
 - ``check_same_types``: the error users get when branch or carry types disagree.
@@ -33,28 +33,6 @@ def cached(fn: Function, key: tuple, build: Callable[[], Any]) -> Any:
     if key not in table:
         table[key] = build()
     return table[key]
-
-
-def close(ir: Function) -> tuple[Function, list]:
-    """Make constants leading inputs: returns the closed IR and the constant values."""
-    closed = Function([*ir.constvars, *ir.invars], ir.eqns, ir.outvars)
-    closed.typecheck()
-    return closed, list(ir.consts)
-
-
-def stage_closed(fun: Callable, in_avals: Sequence[ShapedArray], description: str) -> tuple[Function, list, Any]:
-    """Trace ``fun`` (flat inputs, pytree output) to a closed IR; returns (IR, consts, out_tree)."""
-    out_tree_box: list = []
-
-    def flat_fun(*xs):
-        out = fun(*xs)
-        out_flat, out_tree = tree_util.tree_flatten(out)
-        out_tree_box.append(out_tree)
-        return out_flat
-
-    ir = trace_to_ir(flat_fun, list(in_avals), description=description)
-    closed, consts = close(ir)
-    return closed, consts, out_tree_box[0]
 
 
 def stage_transformed(fun: Callable, in_avals: Sequence[ShapedArray], description: str) -> Function:

@@ -29,7 +29,6 @@ from functrace.control_flow.common import (
     check_same_types,
     jvp_function,
     leaf_paths,
-    stage_closed,
     stage_transformed,
 )
 from functrace.control_flow.scan_adjoint import adjoint_pass, residual_vars
@@ -40,6 +39,7 @@ from functrace.core.eval import eval_ir
 from functrace.core.ir import Function
 from functrace.core.primitive import Primitive, batch_rules, jvp_rules, vjp_rules
 from functrace.core.source_info import api_boundary, with_user_line
+from functrace.core.staging import stage_closed
 from functrace.core.trace import Tracer, get_aval
 
 __all__ = ["fori_loop", "scan"]

@@ -27,7 +27,6 @@ from functrace.control_flow.common import (
     check_same_types,
     jvp_function,
     leaf_paths,
-    stage_closed,
     stage_transformed,
 )
 from functrace.core import dtypes
@@ -38,6 +37,7 @@ from functrace.core.eval import eval_ir
 from functrace.core.ir import Function, Var
 from functrace.core.primitive import Primitive, batch_rules, jvp_rules, vjp_rules
 from functrace.core.source_info import api_boundary, with_user_line
+from functrace.core.staging import stage_closed
 from functrace.core.trace import get_aval
 from functrace.lax.elementwise import select_p
 from functrace.lax.reductions import reduce_max_p

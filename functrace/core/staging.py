@@ -186,3 +186,30 @@ def _paths(tree: Any, prefix: str = "") -> list[str]:
 
     n = len(tree_leaves(tree))
     return [prefix] if n == 1 else [f"{prefix}<{j}>" for j in range(n)]
+
+
+# --- closed IRs for higher-order primitives ----------------------------------------------
+
+
+def close(ir: Function) -> tuple[Function, list]:
+    """Make constants leading inputs: returns the closed IR and the constant values."""
+    closed = Function([*ir.constvars, *ir.invars], ir.eqns, ir.outvars)
+    closed.typecheck()
+    return closed, list(ir.consts)
+
+
+def stage_closed(fun: Callable, in_avals: Sequence[ShapedArray], description: str) -> tuple[Function, list, Any]:
+    """Trace ``fun`` (flat inputs, pytree output) to a closed IR; returns (IR, consts, out_tree)."""
+    from functrace.tree_util import tree_flatten
+
+    out_tree_box: list = []
+
+    def flat_fun(*xs):
+        out = fun(*xs)
+        out_flat, out_tree = tree_flatten(out)
+        out_tree_box.append(out_tree)
+        return out_flat
+
+    ir = trace_to_ir(flat_fun, list(in_avals), description=description)
+    closed, consts = close(ir)
+    return closed, consts, out_tree_box[0]
