@@ -218,13 +218,13 @@ class JittedFunction:
     @api_boundary
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         args, static = self._bind_args(args, kwargs)
-        if _state.dynamic.level > 0 or any(isinstance(x, Tracer) for x in tree_util.tree_leaves(args)):
+        entry, flat = self._entry(args, static)
+        if _state.dynamic.level > 0 or any(isinstance(x, Tracer) for x in flat):
             # Inside another transformation: inline the staged IR so the enclosing
-            # transformation sees (and transforms) its equations.
-            entry, flat = self._entry(args, static)
+            # transformation sees (and transforms) its equations. (Static arguments
+            # cannot be tracers: tracers are unhashable.)
             outs = eval_ir(entry.fn, flat)
         else:
-            entry, flat = self._entry(args, static)
             outs = entry.executable(*flat)
         return tree_util.tree_unflatten(entry.fn.out_tree, outs)
 
