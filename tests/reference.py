@@ -44,3 +44,18 @@ def check_against_numpy(fn: Callable, reference: Callable, *args: Any, check_dty
         ir = ft.make_ir(fn)(*args)
         assert_same(ir.eval(*args), expected, check_dtype=check_dtype, **tol)
         assert_same(ft.jit(fn, backend="interpret")(*args), expected, check_dtype=check_dtype, **tol)
+
+
+def vmap_loop(f: Callable, in_axes: tuple, out_axis: int = 0) -> Callable:
+    """The reference for ``vmap``: ``f`` on each example in a Python loop, results stacked
+    on ``out_axis`` (``in_axes`` has one entry per positional argument)."""
+
+    def run(*args):
+        size = next(np.shape(a)[ax] for a, ax in zip(args, in_axes, strict=True) if ax is not None)
+        outs = [
+            f(*[a if ax is None else np.take(a, i, axis=ax) for a, ax in zip(args, in_axes, strict=True)])
+            for i in range(size)
+        ]
+        return ft.tree_util.tree_map(lambda *xs: np.stack([np.asarray(x) for x in xs], axis=out_axis), *outs)
+
+    return run

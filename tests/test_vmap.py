@@ -6,27 +6,13 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from reference import assert_same
+from reference import assert_same, vmap_loop
 
 import functrace as ft
 import functrace.numpy as fnp
 from functrace.testing import strategies as fts
 
 RNG = np.random.default_rng(0)
-
-
-def loop(f, in_axes, out_axis=0):
-    """The reference: apply ``f`` per example and stack (in_axes per positional argument)."""
-
-    def run(*args):
-        size = next(np.shape(a)[ax] for a, ax in zip(args, in_axes, strict=True) if ax is not None)
-        outs = [
-            f(*[a if ax is None else np.take(a, i, axis=ax) for a, ax in zip(args, in_axes, strict=True)])
-            for i in range(size)
-        ]
-        return ft.tree_util.tree_map(lambda *xs: np.stack([np.asarray(x) for x in xs], axis=out_axis), *outs)
-
-    return run
 
 
 def mlp_loss(params, x, y):
@@ -62,7 +48,7 @@ def test_elementwise_chain_matches_loop(shapes, size, axes, out_axis):
             full.insert(ax % (len(shape) + 1), size)
             args.append(RNG.normal(size=full))
     out = ft.vmap(f, in_axes=axes, out_axes=out_axis)(*args)
-    assert_same(out, loop(f, axes, out_axis)(*args))
+    assert_same(out, vmap_loop(f, axes, out_axis)(*args))
 
 
 def test_pytree_in_axes_and_out_axes():
@@ -92,7 +78,7 @@ def test_nested_vmap_is_an_outer_product():
 def test_per_example_gradients_equal_a_loop_of_grad():
     params, x, y = _mlp_data()
     per_example = ft.vmap(ft.grad(mlp_loss), in_axes=(None, 0, 0))(params, x, y)
-    reference = loop(ft.grad(mlp_loss), (None, 0, 0))(params, x, y)
+    reference = vmap_loop(ft.grad(mlp_loss), (None, 0, 0))(params, x, y)
     assert_same(per_example, reference)
 
 
@@ -108,7 +94,7 @@ def test_vmap_of_jvp_and_jvp_of_vmap():
     x, t = RNG.normal(size=(4, 3)), RNG.normal(size=(4, 3))
     f = lambda v: fnp.sin(v) * fnp.sum(v)  # noqa: E731
     _, batched = ft.vmap(lambda a, b: ft.jvp(f, (a,), (b,)))(x, t)
-    assert_same(batched, loop(lambda a, b: ft.jvp(f, (a,), (b,))[1], (0, 0))(x, t))
+    assert_same(batched, vmap_loop(lambda a, b: ft.jvp(f, (a,), (b,))[1], (0, 0))(x, t))
     _, outer = ft.jvp(ft.vmap(f), (x,), (t,))
     assert_same(outer, batched)
 
@@ -220,6 +206,6 @@ def test_every_elementwise_function_matches_loop(name, example, size, data):
         if ax is not None:
             shape.insert(ax % (len(example) + 1), size)
         args.append(np.abs(RNG.normal(size=shape)) + 0.5)
-    expected = loop(f, axes)(*args)
+    expected = vmap_loop(f, axes)(*args)
     assert_same(ft.vmap(f, in_axes=axes)(*args), expected)
     assert_same(ft.jit(ft.vmap(f, in_axes=axes), backend="interpret")(*args), expected)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from reference import assert_same
+from reference import assert_same, vmap_loop
 
 import functrace as ft
 import functrace.numpy as fnp
@@ -61,20 +61,6 @@ def _batched(rng, specs: list[Spec], axes: tuple, size: int) -> list[np.ndarray]
             full.insert(ax % (len(shape) + 1), size)
             out.append(_values(rng, tuple(full), dtype))
     return out
-
-
-def loop(f: Callable, in_axes: tuple, out_axis: int = 0) -> Callable:
-    """The reference: ``f`` applied to each example in a Python loop, results stacked."""
-
-    def run(*args):
-        size = next(np.shape(a)[ax] for a, ax in zip(args, in_axes, strict=True) if ax is not None)
-        outs = [
-            f(*[a if ax is None else np.take(a, i, axis=ax) for a, ax in zip(args, in_axes, strict=True)])
-            for i in range(size)
-        ]
-        return ft.tree_util.tree_map(lambda *xs: np.stack([np.asarray(x) for x in xs], axis=out_axis), *outs)
-
-    return run
 
 
 def _in_axes(data: st.DataObject, specs: list[Spec]) -> tuple:
@@ -393,7 +379,7 @@ def test_vmap_matches_a_loop(case, data):
     size, out_axis = data.draw(st.integers(1, 4)), data.draw(st.sampled_from([0, -1]))
     rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
     args = _batched(rng, specs, axes, size)
-    expected = loop(fn, axes, out_axis)(*args)
+    expected = vmap_loop(fn, axes, out_axis)(*args)
     vmapped = ft.vmap(fn, in_axes=axes, out_axes=out_axis)
     assert_same(vmapped(*args), expected)
     assert_same(ft.make_ir(vmapped)(*args).eval(*args), expected)
@@ -418,7 +404,7 @@ def test_nested_vmap_matches_a_double_loop(case, data):
     outer = _in_axes(data, inner_specs)
     rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
     args = _batched(rng, inner_specs, outer, 3)
-    expected = loop(loop(fn, inner), outer)(*args)
+    expected = vmap_loop(vmap_loop(fn, inner), outer)(*args)
     assert_same(ft.vmap(ft.vmap(fn, in_axes=inner), in_axes=outer)(*args), expected)
 
 
@@ -484,7 +470,7 @@ def test_per_example_gradients_and_gradient_of_vmap(name, f, shapes):
     for axes in [(0,) * len(shapes), other]:
         args = _batched(rng, [(s, F64) for s in shapes], axes, 3)
         per_example = ft.vmap(ft.grad(f, argnums), in_axes=axes)(*args)
-        assert_same(per_example, loop(ft.grad(f, argnums), axes)(*args))
+        assert_same(per_example, vmap_loop(ft.grad(f, argnums), axes)(*args))
         jitted = ft.jit(ft.vmap(ft.grad(f, argnums), in_axes=axes), backend="interpret")
         assert_same(jitted(*args), per_example)
     args = _batched(rng, [(s, F64) for s in shapes], (0,) * len(shapes), 3)
@@ -501,7 +487,7 @@ def test_jvp_of_vmap_of_dot_general():
     x, w, t = (np.random.default_rng(2).normal(size=s) for s in [(4, 3), (3, 2), (4, 3)])
     f = lambda x: fnp.tanh(x @ w).sum()  # noqa: E731
     _, out = ft.jvp(ft.vmap(f), (x,), (t,))
-    assert_same(out, loop(lambda a, b: ft.jvp(f, (a,), (b,))[1], (0, 0))(x, t))
+    assert_same(out, vmap_loop(lambda a, b: ft.jvp(f, (a,), (b,))[1], (0, 0))(x, t))
 
 
 # --- errors ----------------------------------------------------------------------------------
