@@ -315,13 +315,7 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: boo
     def value_and_grad_fun(*args: Any, **kwargs: Any) -> Any:
         _check_differentiable_args("grad", args, nums)
         positions = tuple(n % len(args) for n in nums)
-
-        def partial_fun(*diff_args):
-            full = list(args)
-            for pos, a in zip(positions, diff_args, strict=True):
-                full[pos] = a
-            return fun(*full, **kwargs)
-
+        partial_fun = _partial_argnums(fun, args, positions, kwargs)
         diff_args = tuple(args[p] for p in positions)
         flat, in_tree = tree_util.tree_flatten(diff_args)
         primals_out, out_tree, out_nodes, in_nodes, tape, aux = vjp_flat(partial_fun, flat, in_tree, has_aux)
