@@ -1,0 +1,178 @@
+"""Loop fusion, shared by the backends.
+
+The pass groups the equations of an IR function into *kernels*: one root equation
+whose loop nest computes, element by element, the producers fused into it. A fused
+producer's value lives only in registers inside the root's loop; everything else is
+*materialized* in a buffer.
+
+A producer is fused into its consumers' kernel when
+
+- it is elementwise or an index remapping (``broadcast_in_dim``, ``transpose``...),
+  with one result that is not a function output;
+- every use of that result is in the same kernel, in an operand slot that the
+  consumer reads element by element (``FUSIBLE_OPERANDS``);
+- it has as many elements as the kernel's loop (or one), so fusing never repeats
+  work: a small array broadcast into a big loop is computed once, in its own kernel.
+
+Reductions fuse their producers too (``sum(x * y)`` is one loop with no
+intermediate), so an elementwise / broadcast / reduction chain becomes one loop nest.
+
+>>> import numpy as np, functrace as ft, functrace.numpy as fnp
+>>> fn = ft.make_ir(lambda x, y: fnp.sum(fnp.tanh(x * 1.5 + 0.5) * y))(np.ones(4, np.float32), np.ones(4, np.float32))
+>>> plan = fuse(fn)
+>>> [[e.primitive.name for e in k.eqns] for k in plan.kernels]
+[['mul', 'add', 'tanh', 'mul', 'reduce_sum']]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from functrace.core.ir import Eqn, Function, Var
+
+ELEMENTWISE = frozenset(
+    [
+        "abs",
+        "add",
+        "and",
+        "ceil",
+        "convert_element_type",
+        "cos",
+        "div",
+        "eq",
+        "erf",
+        "exp",
+        "expm1",
+        "floor",
+        "ge",
+        "gt",
+        "integer_pow",
+        "is_finite",
+        "le",
+        "log",
+        "log1p",
+        "logistic",
+        "lt",
+        "max",
+        "min",
+        "mul",
+        "ne",
+        "neg",
+        "not",
+        "or",
+        "pow",
+        "rem",
+        "round",
+        "rsqrt",
+        "select",
+        "shift_left",
+        "shift_right_arithmetic",
+        "shift_right_logical",
+        "sign",
+        "sin",
+        "sqrt",
+        "stop_gradient",
+        "sub",
+        "tanh",
+        "xor",
+    ]
+)
+# Index remappings: each output element is one operand element (or a constant).
+INDEX_REMAP = frozenset(["broadcast_in_dim", "transpose", "squeeze", "expand_dims", "rev", "slice", "iota"])
+REDUCTIONS = frozenset(["reduce_sum", "reduce_max", "reduce_min", "reduce_prod"])
+
+
+def fusible_operands(eqn: Eqn) -> Sequence[int]:
+    """Operand positions that the equation's kernel reads element by element."""
+    name = eqn.primitive.name
+    if name in ELEMENTWISE or name in INDEX_REMAP:
+        return range(len(eqn.inputs))
+    if name in REDUCTIONS:
+        return (0,)
+    return ()
+
+
+def is_fusible_producer(eqn: Eqn) -> bool:
+    name = eqn.primitive.name
+    return (name in ELEMENTWISE or name in INDEX_REMAP) and len(eqn.outvars) == 1
+
+
+def loop_size(eqn: Eqn) -> int:
+    """Elements the equation's kernel loops over: its operand's for a reduction, else its output's."""
+    if eqn.primitive.name in REDUCTIONS:
+        return math.prod(eqn.inputs[0].aval.shape)
+    return math.prod(eqn.outvars[0].aval.shape) if eqn.outvars else 0
+
+
+class Kernel:
+    """A root equation and the producers fused into it (``eqns`` in program order, root last)."""
+
+    __slots__ = ("eqns", "root", "size")
+
+    def __init__(self, root: Eqn):
+        self.root = root
+        self.eqns = [root]
+        self.size = loop_size(root)
+
+    @property
+    def is_elementwise(self) -> bool:
+        """Every equation is elementwise: the kernel can loop over a flat index."""
+        return all(e.primitive.name in ELEMENTWISE for e in self.eqns)
+
+    def __repr__(self) -> str:
+        return f"Kernel({' '.join(e.primitive.name for e in self.eqns)})"
+
+
+class FusionPlan:
+    """Kernels in execution order; ``fused`` vars are never materialized."""
+
+    __slots__ = ("fused", "kernels", "producer")
+
+    def __init__(self, kernels: list[Kernel], fused: set[Var], producer: dict[Var, Eqn]):
+        self.kernels = kernels
+        self.fused = fused
+        self.producer = producer
+
+
+def fuse(fn: Function, enabled: bool = True) -> FusionPlan:
+    """Group ``fn``'s equations into kernels (see the module docstring)."""
+    producer = {v: e for e in fn.eqns for v in e.outvars}
+    uses: dict[Var, list[tuple[Eqn, int]]] = {}
+    for e in fn.eqns:
+        for i, a in enumerate(e.inputs):
+            if isinstance(a, Var):
+                uses.setdefault(a, []).append((e, i))
+    outputs = {v for v in fn.outvars if isinstance(v, Var)}
+    kernel_of: dict[int, Kernel] = {}
+    fused: set[Var] = set()
+    roots: list[Kernel] = []
+    for eqn in reversed(fn.eqns):
+        target = _fusion_target(eqn, uses, outputs, kernel_of) if enabled else None
+        if target is None:
+            target = Kernel(eqn)
+            roots.append(target)
+        else:
+            target.eqns.insert(0, eqn)
+            fused.add(eqn.outvars[0])
+        kernel_of[id(eqn)] = target
+    roots.reverse()
+    return FusionPlan(roots, fused, producer)
+
+
+def _fusion_target(eqn: Eqn, uses: dict, outputs: set, kernel_of: dict) -> Kernel | None:
+    if not is_fusible_producer(eqn):
+        return None
+    (out,) = eqn.outvars
+    if out in outputs or out not in uses:
+        return None
+    kernels = {id(kernel_of[id(user)]) for user, _ in uses[out]}
+    if len(kernels) != 1:
+        return None
+    kernel = kernel_of[id(uses[out][0][0])]
+    if any(slot not in fusible_operands(user) for user, slot in uses[out]):
+        return None
+    size = math.prod(out.aval.shape)
+    if size != kernel.size and size != 1:
+        return None
+    return kernel

@@ -1,0 +1,485 @@
+"""From IR to LLVM IR: buffers, loops, kernels.
+
+Every IR function becomes one LLVM function ``void f(ptr ins, ptr outs, ptr ws)``:
+``ins`` and ``outs`` are arrays of data pointers (constants first, then inputs; one
+per output), ``ws`` is the workspace, a scratch arena whose size is planned here.
+
+The body is a sequence of kernels (``lowering.fusion``). A kernel's root has one of
+three kinds of rule (``lowering.llvm.registry``):
+
+- *scalar* rules (elementwise) turn operand values into the result value;
+- *index* rules (``broadcast_in_dim``, ``transpose``...) compute the result at a
+  multi-index by asking for operand values at other indices;
+- *kernel* rules write whole output buffers (reductions, ``dot_general``, control
+  flow...), reading operands element by element through ``KernelContext.value_at``
+  where the fusion plan allows it.
+
+Fused producers are never stored: ``value_at`` emits them in the consumer's loop.
+Buffers are row-major and contiguous; ``bool`` is one byte in memory, ``i1`` in
+registers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+from llvmlite import ir
+
+from functrace.core.abstract import ShapedArray
+from functrace.core.ir import Eqn, Function, Literal, Var
+from lowering import fusion
+from lowering.llvm import registry
+
+I1 = ir.IntType(1)
+I8 = ir.IntType(8)
+I32 = ir.IntType(32)
+I64 = ir.IntType(64)
+F32 = ir.FloatType()
+F64 = ir.DoubleType()
+PTR = ir.PointerType()
+VOID = ir.VoidType()
+ALIGN = 64
+
+_MEMORY_TYPES = {
+    "float32": F32,
+    "float64": F64,
+    "int32": I32,
+    "int64": I64,
+    "uint32": I32,
+    "uint8": I8,
+    "int8": I8,
+    "bool": I8,
+}
+
+
+def memory_type(dtype: np.dtype) -> ir.Type:
+    """The LLVM type of one element in a buffer."""
+    try:
+        return _MEMORY_TYPES[np.dtype(dtype).name]
+    except KeyError:
+        raise NotImplementedError(f"the cpu backend does not support dtype {np.dtype(dtype).name}") from None
+
+
+def value_type(dtype: np.dtype) -> ir.Type:
+    """The LLVM type of one element in a register (``i1`` for bool)."""
+    return I1 if np.dtype(dtype) == np.bool_ else memory_type(dtype)
+
+
+def i64(n: int) -> ir.Constant:
+    return ir.Constant(I64, int(n))
+
+
+def constant(value: Any, dtype: np.dtype) -> ir.Constant:
+    """A register constant of ``dtype``."""
+    dtype = np.dtype(dtype)
+    ty = value_type(dtype)
+    if dtype.kind == "f":
+        return ir.Constant(ty, float(value))
+    if dtype.kind == "b":
+        return ir.Constant(ty, int(bool(value)))
+    bits = dtype.itemsize * 8
+    return ir.Constant(ty, int(value) & ((1 << bits) - 1))
+
+
+def strides(shape: Sequence[int]) -> list[int]:
+    """Row-major strides in elements."""
+    out, acc = [], 1
+    for d in reversed(shape):
+        out.append(acc)
+        acc *= d
+    return out[::-1]
+
+
+# --- loops ------------------------------------------------------------------------------
+
+
+@contextmanager
+def for_range(b: ir.IRBuilder, count: ir.Value | int, name: str = "i") -> Iterator[ir.Value]:
+    """``for i in range(count)``: yields ``i`` (i64) with the builder in the body."""
+    if isinstance(count, int):
+        count = i64(count)
+    entry = b.block
+    cond = b.append_basic_block(f"{name}.cond")
+    body = b.append_basic_block(f"{name}.body")
+    end = b.append_basic_block(f"{name}.end")
+    b.branch(cond)
+    b.position_at_end(cond)
+    i = b.phi(I64, name=name)
+    i.add_incoming(i64(0), entry)
+    b.cbranch(b.icmp_signed("<", i, count), body, end)
+    b.position_at_end(body)
+    yield i
+    nxt = b.add(i, i64(1), name=f"{name}.next", flags=("nuw", "nsw"))
+    i.add_incoming(nxt, b.block)
+    b.branch(cond)
+    b.position_at_end(end)
+
+
+@contextmanager
+def loop_nest(b: ir.IRBuilder, shape: Sequence[int], name: str = "i") -> Iterator[list[ir.Value]]:
+    """Nested loops over ``shape`` (last axis innermost); yields the multi-index."""
+    with _loop_nest(b, list(shape), [], name) as idx:
+        yield idx
+
+
+@contextmanager
+def _loop_nest(b, shape, idx, name):
+    if not shape:
+        yield idx
+        return
+    with for_range(b, shape[0], f"{name}{len(idx)}") as i, _loop_nest(b, shape[1:], [*idx, i], name) as inner:
+        yield inner
+
+
+def flat_index(b: ir.IRBuilder, idx: Sequence[ir.Value], shape: Sequence[int]) -> ir.Value:
+    """The row-major offset of a multi-index."""
+    flat: ir.Value = i64(0)
+    for i, s in zip(idx, strides(shape), strict=True):
+        if s == 0:
+            continue
+        term = i if s == 1 else b.mul(i, i64(s), flags=("nuw", "nsw"))
+        flat = term if isinstance(flat, ir.Constant) and flat.constant == 0 else b.add(flat, term, flags=("nuw", "nsw"))
+    return flat
+
+
+# --- buffers ----------------------------------------------------------------------------
+
+
+class Buffer:
+    """A contiguous row-major array in memory: a data pointer and its type."""
+
+    __slots__ = ("aval", "ptr")
+
+    def __init__(self, ptr: ir.Value, aval: ShapedArray):
+        self.ptr = ptr
+        self.aval = aval
+
+    @property
+    def elem(self) -> ir.Type:
+        return memory_type(self.aval.dtype)
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.aval.shape) * self.aval.dtype.itemsize
+
+    def address(self, b: ir.IRBuilder, flat: ir.Value) -> ir.Value:
+        return b.gep(self.ptr, [flat], inbounds=True, source_etype=self.elem)
+
+    def load(self, b: ir.IRBuilder, flat: ir.Value) -> ir.Value:
+        """Element ``flat`` as a register value."""
+        v = b.load(self.address(b, flat), typ=self.elem)
+        return b.trunc(v, I1) if self.aval.dtype == np.bool_ else v
+
+    def store(self, b: ir.IRBuilder, value: ir.Value, flat: ir.Value) -> None:
+        if self.aval.dtype == np.bool_:
+            value = b.zext(value, I8)
+        b.store(value, self.address(b, flat))
+
+    def load_at(self, b: ir.IRBuilder, idx: Sequence[ir.Value]) -> ir.Value:
+        return self.load(b, flat_index(b, idx, self.aval.shape))
+
+    def store_at(self, b: ir.IRBuilder, value: ir.Value, idx: Sequence[ir.Value]) -> None:
+        self.store(b, value, flat_index(b, idx, self.aval.shape))
+
+
+class Arena:
+    """First-fit allocation of workspace slots; ``size`` is the high-water mark."""
+
+    def __init__(self) -> None:
+        self.free: list[tuple[int, int]] = []  # (offset, size), sorted by offset
+        self.size = 0
+
+    def alloc(self, nbytes: int) -> int:
+        nbytes = max(ALIGN, -(-nbytes // ALIGN) * ALIGN)
+        for k, (off, size) in enumerate(self.free):
+            if size >= nbytes:
+                if size == nbytes:
+                    del self.free[k]
+                else:
+                    self.free[k] = (off + nbytes, size - nbytes)
+                return off
+        off = self.size
+        if self.free and self.free[-1][0] + self.free[-1][1] == self.size:
+            off, _ = self.free.pop()
+        self.size = off + nbytes
+        return off
+
+    def release(self, off: int, nbytes: int) -> None:
+        nbytes = max(ALIGN, -(-nbytes // ALIGN) * ALIGN)
+        self.free.append((off, nbytes))
+        self.free.sort()
+        merged: list[tuple[int, int]] = []
+        for o, s in self.free:
+            if merged and merged[-1][0] + merged[-1][1] == o:
+                merged[-1] = (merged[-1][0], merged[-1][1] + s)
+            else:
+                merged.append((o, s))
+        self.free = merged
+
+
+# --- the module -------------------------------------------------------------------------
+
+
+class ModuleBuilder:
+    """One LLVM module: the functions lowered so far and the runtime functions they call."""
+
+    def __init__(self, prefix: str):
+        self.module = ir.Module(name=prefix)
+        self.prefix = prefix
+        self._names: dict[str, int] = {}
+        self._lowered: dict[int, tuple[ir.Function, int]] = {}
+        self._keepalive: list[Function] = []
+        self.declared: dict[str, ir.Function] = {}
+        self.math_functions: set[str] = set()
+
+    def unique(self, name: str) -> str:
+        n = self._names.get(name, 0)
+        self._names[name] = n + 1
+        return f"{self.prefix}_{name}" if n == 0 else f"{self.prefix}_{name}_{n}"
+
+    def declare(self, name: str, ret: ir.Type, args: Sequence[ir.Type]) -> ir.Function:
+        """An external function (libc, libm, BLAS, the runtime)."""
+        fn = self.declared.get(name)
+        if fn is None:
+            fn = self.declared[name] = ir.Function(self.module, ir.FunctionType(ret, list(args)), name)
+        return fn
+
+    def intrinsic(self, name: str, ret: ir.Type, args: Sequence[ir.Type]) -> ir.Function:
+        return self.declare(name, ret, args)
+
+    def lower(self, fn: Function, name: str = "fn") -> tuple[ir.Function, int]:
+        """Lower ``fn`` once; returns the LLVM function and its workspace size in bytes."""
+        hit = self._lowered.get(id(fn))
+        if hit is None:
+            self._keepalive.append(fn)
+            hit = self._lowered[id(fn)] = FunctionLowering(self, fn, self.unique(name)).run()
+        return hit
+
+
+class FunctionLowering:
+    """Lowers one IR ``Function`` into ``void name(ptr ins, ptr outs, ptr ws)``."""
+
+    def __init__(self, mb: ModuleBuilder, fn: Function, name: str):
+        self.mb = mb
+        self.fn = fn
+        fty = ir.FunctionType(VOID, [PTR, PTR, PTR])
+        self.llfn = ir.Function(mb.module, fty, name)
+        self.llfn.linkage = "internal"
+        self.llfn.attributes.add("nounwind")
+        self.entry = self.llfn.append_basic_block("entry")
+        self.b = ir.IRBuilder(self.llfn.append_basic_block("body"))
+        self.arena = Arena()
+        self.buffers: dict[Var, Buffer] = {}
+        self.plan = fusion.fuse(fn)
+        self._slots: dict[Var, tuple[int, int]] = {}  # workspace slot of each var
+        self._slot_users: dict[int, int] = {}  # slot offset -> vars alive in it
+        self._aliased: set[Var] = set()
+
+    # -- allocation --------------------------------------------------------------------
+
+    def alloca(self, ty: ir.Type, count: int = 1, name: str = "") -> ir.Value:
+        """Stack memory in the entry block (so loops do not grow the stack)."""
+        with self.b.goto_block(self.entry):
+            return self.b.alloca(ty, size=count if count != 1 else None, name=name)
+
+    def workspace(self, nbytes: int) -> tuple[ir.Value, int]:
+        """A workspace slot, ``(pointer, offset)``; give it back with ``release``."""
+        off = self.arena.alloc(nbytes)
+        ptr = self.b.gep(self.llfn.args[2], [i64(off)], inbounds=True, source_etype=I8)
+        return ptr, off
+
+    def release(self, off: int, nbytes: int) -> None:
+        self.arena.release(off, nbytes)
+
+    def scratch_buffer(self, aval: ShapedArray) -> tuple[Buffer, Callable[[], None]]:
+        """A temporary buffer for a kernel rule, and the function that frees it."""
+        nbytes = max(1, math.prod(aval.shape) * aval.dtype.itemsize)
+        ptr, off = self.workspace(nbytes)
+        return Buffer(ptr, aval), lambda: self.release(off, nbytes)
+
+    # -- the function ------------------------------------------------------------------
+
+    def run(self) -> tuple[ir.Function, int]:
+        fn, b = self.fn, self.b
+        ins, outs = self.llfn.args[0], self.llfn.args[1]
+        for k, v in enumerate([*fn.constvars, *fn.invars]):
+            ptr = b.load(b.gep(ins, [i64(k)], source_etype=PTR), typ=PTR)
+            self.buffers[v] = Buffer(ptr, v.aval)
+        out_ptrs = [b.load(b.gep(outs, [i64(k)], source_etype=PTR), typ=PTR) for k in range(len(fn.outvars))]
+        # An equation's result that is an output is computed straight into the output buffer.
+        direct: dict[Var, ir.Value] = {}
+        for v, ptr in zip(fn.outvars, out_ptrs, strict=True):
+            if isinstance(v, Var) and v not in self.buffers and v not in direct:
+                direct[v] = ptr
+        last_use = self._last_uses()
+        for k, kernel in enumerate(self.plan.kernels):
+            root = kernel.root
+            for v in root.outvars:
+                if v in direct:
+                    self.buffers[v] = Buffer(direct[v], v.aval)
+                elif not self._alias(root, v):
+                    nbytes = max(1, math.prod(v.aval.shape) * v.aval.dtype.itemsize)
+                    ptr, off = self.workspace(nbytes)
+                    self.buffers[v] = Buffer(ptr, v.aval)
+                    self._slots[v] = (off, nbytes)
+                    self._slot_users[off] = 1
+            if not any(v in self._aliased for v in root.outvars):
+                self.emit_kernel(kernel)
+            for v in last_use.get(k, ()):
+                slot = self._slots.pop(v, None)
+                if slot is not None:
+                    self._slot_users[slot[0]] -= 1
+                    if not self._slot_users[slot[0]]:
+                        self.release(*slot)
+        # Outputs that no equation computed into place: inputs, literals, repeats.
+        for v, ptr in zip(fn.outvars, out_ptrs, strict=True):
+            out = Buffer(ptr, v.aval)
+            if isinstance(v, Literal):
+                out.store(b, constant(v.val, v.aval.dtype), i64(0))
+            elif self.buffers[v].ptr is not ptr:
+                self.copy(out, self.buffers[v])
+        b.ret_void()
+        with b.goto_block(self.entry):
+            b.branch(self.llfn.blocks[1])
+        return self.llfn, self.arena.size
+
+    def _alias(self, root: Eqn, v: Var) -> bool:
+        """A reshape of a buffer shares it (row-major order is unchanged)."""
+        if root.primitive.name in registry.alias_primitives:
+            (operand,) = root.inputs[:1]
+            if isinstance(operand, Var) and operand in self.buffers:
+                base = self.buffers[operand]
+                self.buffers[v] = Buffer(base.ptr, v.aval)
+                self._aliased.add(v)
+                # The operand's slot lives as long as the last of the two.
+                if operand in self._slots:
+                    self._slots[v] = self._slots[operand]
+                    self._slot_users[self._slots[v][0]] += 1
+                return True
+        return False
+
+    def _last_uses(self) -> dict[int, list[Var]]:
+        """For each kernel, the materialized vars whose last reader it is."""
+        last: dict[Var, int] = {}
+        for k, kernel in enumerate(self.plan.kernels):
+            for eqn in kernel.eqns:
+                for a in eqn.inputs:
+                    if isinstance(a, Var):
+                        last[a] = k
+        for k, kernel in enumerate(self.plan.kernels):
+            for v in kernel.root.outvars:
+                last.setdefault(v, k)  # never read: free right away
+        outputs = {v for v in self.fn.outvars if isinstance(v, Var)}
+        by_kernel: dict[int, list[Var]] = {}
+        for v, k in last.items():
+            if v not in outputs:
+                by_kernel.setdefault(k, []).append(v)
+        return by_kernel
+
+    def copy(self, dst: Buffer, src: Buffer) -> None:
+        nbytes = dst.nbytes
+        if nbytes:
+            memcpy = self.mb.intrinsic("llvm.memcpy.p0.p0.i64", VOID, [PTR, PTR, I64, I1])
+            self.b.call(memcpy, [dst.ptr, src.ptr, i64(nbytes), ir.Constant(I1, 0)])
+
+    # -- kernels -----------------------------------------------------------------------
+
+    def emit_kernel(self, kernel: fusion.Kernel) -> None:
+        root = kernel.root
+        prim = root.primitive
+        ctx = KernelContext(self, kernel)
+        if prim in registry.scalar_rules or prim in registry.index_rules:
+            (out,) = root.outvars
+            buf = self.buffers[out]
+            shape = (math.prod(out.aval.shape),) if kernel.is_elementwise else out.aval.shape
+            ctx.flat = kernel.is_elementwise
+            with loop_nest(self.b, shape) as idx:
+                buf.store(self.b, ctx.value_of(root, idx), flat_index(self.b, idx, shape))
+            return
+        rule = registry.kernel_rules.get(prim)
+        if rule is None:
+            raise NotImplementedError(f"the cpu backend has no lowering for primitive '{prim.name}'")
+        rule(ctx, root, [self.operand(a) for a in root.inputs], [self.buffers[v] for v in root.outvars])
+
+    def operand(self, a: Var | Literal) -> Buffer | Literal | None:
+        """The buffer of a materialized operand, the literal itself, or None when fused."""
+        if isinstance(a, Literal):
+            return a
+        return self.buffers.get(a)
+
+
+class KernelContext:
+    """What a rule sees while emitting one kernel."""
+
+    def __init__(self, fl: FunctionLowering, kernel: fusion.Kernel):
+        self.fl = fl
+        self.kernel = kernel
+        self.b: ir.IRBuilder = fl.b
+        self.mb: ModuleBuilder = fl.mb
+        self.flat = False
+        self._memo: dict[tuple, ir.Value] = {}
+
+    def value_at(self, atom: Var | Literal, idx: Sequence[ir.Value]) -> ir.Value:
+        """The element of ``atom`` at multi-index ``idx`` (ignored for rank-0 values)."""
+        if isinstance(atom, Literal):
+            return constant(atom.val, atom.aval.dtype)
+        if not atom.aval.shape:
+            idx = ()
+        key = (id(atom), *(id(i) for i in idx))
+        hit = self._memo.get(key)
+        if hit is not None:
+            return hit
+        if atom in self.fl.plan.fused:
+            val = self.value_of(self.fl.plan.producer[atom], idx)
+        else:
+            buf = self.fl.buffers[atom]
+            if self.flat and idx:
+                (flat,) = idx
+                val = buf.load(self.b, flat)
+            else:
+                val = buf.load_at(self.b, idx)
+        self._memo[key] = val
+        return val
+
+    def value_of(self, eqn: Eqn, idx: Sequence[ir.Value]) -> ir.Value:
+        """The (single) result of a scalar or index equation at ``idx``."""
+        prim = eqn.primitive
+        scalar = registry.scalar_rules.get(prim)
+        if scalar is not None:
+            args = [self.value_at(a, idx) for a in eqn.inputs]
+            return scalar(self, eqn, args)
+        return registry.index_rules[prim](self, eqn, idx)
+
+    def forget(self) -> None:
+        """Drop memoized values (call when leaving the loop that defined them)."""
+        self._memo.clear()
+
+    # Conveniences for rules.
+    def call_math(self, name: str, args: Sequence[ir.Value]) -> ir.Value:
+        from lowering.llvm import mathlib
+
+        return mathlib.call(self, name, args)
+
+    def lower_function(self, fn: Function, name: str = "sub") -> tuple[ir.Function, int]:
+        return self.mb.lower(fn, name)
+
+    def call_function(self, fn: Function, ins: Sequence[ir.Value], outs: Sequence[ir.Value]) -> None:
+        """Call a lowered sub-function with data pointers; its workspace is a scratch slot."""
+        llfn, ws_size = self.lower_function(fn)
+        b = self.b
+        in_arr = self.fl.alloca(PTR, max(1, len(ins)))
+        out_arr = self.fl.alloca(PTR, max(1, len(outs)))
+        for k, p in enumerate(ins):
+            b.store(p, b.gep(in_arr, [i64(k)], source_etype=PTR))
+        for k, p in enumerate(outs):
+            b.store(p, b.gep(out_arr, [i64(k)], source_etype=PTR))
+        if ws_size:
+            ws, off = self.fl.workspace(ws_size)
+            b.call(llfn, [in_arr, out_arr, ws])
+            self.fl.release(off, ws_size)
+        else:
+            b.call(llfn, [in_arr, out_arr, ir.Constant(PTR, None)])

@@ -1,0 +1,156 @@
+"""LLVM: the host target, the optimisation pipeline, object code and the JIT.
+
+Modules are optimised with LLVM's new pass manager at O3 for the host CPU (its name
+and features, e.g. AVX-512), compiled to object code, and loaded into one MCJIT
+engine per process. Object code is what the persistent cache stores
+(``lowering.llvm.cache``), so a cache hit skips code generation and optimisation.
+
+Runtime symbols resolved here: libm, glibc's libmvec (SIMD math) and a BLAS
+``cblas_sgemm``/``cblas_dgemm`` (NumPy's bundled OpenBLAS) under the names
+``functrace_sgemm``/``functrace_dgemm``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import glob
+import os
+import threading
+
+import llvmlite
+import llvmlite.binding as llvm
+
+_lock = threading.RLock()
+
+
+@functools.cache
+def _initialize() -> None:
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+
+
+@functools.cache
+def target_machine() -> llvm.TargetMachine:
+    _initialize()
+    target = llvm.Target.from_default_triple()
+    return target.create_target_machine(cpu=cpu_name(), features=cpu_features(), opt=3, jit=True)
+
+
+@functools.cache
+def cpu_name() -> str:
+    _initialize()
+    return llvm.get_host_cpu_name()
+
+
+@functools.cache
+def cpu_features() -> str:
+    _initialize()
+    return llvm.get_host_cpu_features().flatten()
+
+
+@functools.cache
+def libmvec_isa() -> tuple[str, ...]:
+    """The libmvec ISA codes usable here: ``e`` (AVX-512), ``d`` (AVX2); empty without libmvec."""
+    if os.environ.get("FUNCTRACE_NO_LIBMVEC"):
+        return ()
+    try:
+        llvm.load_library_permanently("libmvec.so.1")
+    except RuntimeError:
+        return ()
+    features = set(cpu_features().split(","))
+    isa = []
+    if "+avx512f" in features:
+        isa.append("e")
+    if "+avx2" in features:
+        isa.append("d")
+    return tuple(isa)
+
+
+@functools.cache
+def blas() -> str | None:
+    """Bind a CBLAS gemm into the JIT; returns a description of it, or None when absent."""
+    if os.environ.get("FUNCTRACE_NO_BLAS"):
+        return None
+    import numpy
+
+    root = os.path.dirname(os.path.dirname(numpy.__file__))
+    candidates = sorted(glob.glob(os.path.join(root, "numpy.libs", "libscipy_openblas*.so*")))
+    for path in candidates:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for suffix in ("64_", ""):
+            try:
+                sgemm = getattr(lib, f"scipy_cblas_sgemm{suffix}")
+                dgemm = getattr(lib, f"scipy_cblas_dgemm{suffix}")
+            except AttributeError:
+                continue
+            llvm.add_symbol("functrace_sgemm", ctypes.cast(sgemm, ctypes.c_void_p).value)
+            llvm.add_symbol("functrace_dgemm", ctypes.cast(dgemm, ctypes.c_void_p).value)
+            _keep.append(lib)
+            return f"{os.path.basename(path)} (ILP64={suffix == '64_'})"
+    return None
+
+
+_keep: list = []
+
+
+def versions() -> str:
+    """What compiled code depends on, for cache keys."""
+    from functrace import __version__
+
+    return f"functrace={__version__};llvmlite={llvmlite.__version__};llvm={llvm.llvm_version_info}"
+
+
+def optimize(text: str) -> llvm.ModuleRef:
+    """Parse, verify and optimise module text at O3 for the host."""
+    tm = target_machine()
+    with _lock:
+        mod = llvm.parse_assembly(text)
+        mod.triple = tm.triple
+        mod.data_layout = str(tm.target_data)
+        mod.verify()
+        pto = llvm.create_pipeline_tuning_options(speed_level=3)
+        pto.loop_vectorization = True
+        pto.slp_vectorization = True
+        pto.loop_unrolling = True
+        pb = llvm.create_pass_builder(tm, pto)
+        pb.getModulePassManager().run(mod, pb)
+        return mod
+
+
+def emit_object(mod: llvm.ModuleRef) -> bytes:
+    with _lock:
+        return target_machine().emit_object(mod)
+
+
+def emit_assembly(mod: llvm.ModuleRef) -> str:
+    with _lock:
+        return target_machine().emit_assembly(mod)
+
+
+_engine: llvm.ExecutionEngine | None = None
+_loaded: dict[str, dict[str, int]] = {}
+
+
+def load(key: str, obj: bytes, names: list[str]) -> dict[str, int]:
+    """Load object code into the process's JIT once per key; the addresses of ``names``."""
+    global _engine
+    with _lock:
+        hit = _loaded.get(key)
+        if hit is not None:
+            return hit
+        if _engine is None:
+            empty = llvm.parse_assembly("")
+            empty.triple = target_machine().triple
+            _engine = llvm.create_mcjit_compiler(empty, target_machine())
+        _engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+        _engine.finalize_object()
+        addresses = {n: _engine.get_function_address(n) for n in names}
+        if not all(addresses.values()):
+            missing = [n for n, a in addresses.items() if not a]
+            raise RuntimeError(f"compiled code lacks the functions {missing}")
+        _loaded[key] = addresses
+        return addresses
