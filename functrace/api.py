@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
+import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 from functrace import tree_util
+from functrace.config import config as _config
 from functrace.core.abstract import ShapedArray
 from functrace.core.eval import eval_ir
 from functrace.core.ir import Function
@@ -131,11 +136,46 @@ def get_backend(name: str) -> Callable[[Function], Callable[..., list]]:
 
 
 class _CacheEntry:
-    __slots__ = ("fn", "executable")
+    __slots__ = ("executable", "fn", "single")
 
     def __init__(self, fn: Function, executable: Callable[..., list]):
         self.fn = fn
         self.executable = executable
+        self.single = fn.out_tree is not None and fn.out_tree.node_type is None
+
+
+_log = logging.getLogger("functrace.jit")
+_config_values = _config._values
+
+
+def _log_compiles() -> bool:
+    return os.environ.get("FUNCTRACE_LOG_COMPILES", "") not in ("", "0") or _log.isEnabledFor(logging.DEBUG)
+
+
+def _miss_reason(key: tuple, cached: Sequence[tuple], names: Sequence[str]) -> str:
+    """Why ``key`` missed the cache, against the closest cached key."""
+    if not cached:
+        return "first call"
+    in_tree, sigs, static = key
+    for other_tree, other_sigs, other_static in cached:
+        if other_tree != in_tree:
+            continue
+        diffs = []
+        for name, (shape, dtype, weak), (shape2, dtype2, weak2) in zip(names, sigs, other_sigs, strict=True):
+            if shape != shape2:
+                diffs.append(f"new shape for {name}: {shape} (cached: {shape2})")
+            elif dtype != dtype2:
+                diffs.append(f"new dtype for {name}: {dtype} (cached: {dtype2})")
+            elif weak != weak2:
+                diffs.append(f"new weak type for {name}: {weak} (cached: {weak2})")
+        diffs += [
+            f"new static value for argument {i}: {v!r} (cached: {v2!r})"
+            for (i, v), (_, v2) in zip(static, other_static, strict=False)
+            if v != v2
+        ]
+        if diffs:
+            return "; ".join(diffs)
+    return "new argument structure"
 
 
 class Lowered:
@@ -151,7 +191,11 @@ class Lowered:
         return str(self._fn)
 
     def as_llvm(self) -> str:
-        raise NotImplementedError(f"as_llvm() needs the cpu backend; this was lowered for {self._backend!r}")
+        """The optimised LLVM IR (cpu backend)."""
+        compiled = getattr(self._compile(), "compiled", None)
+        if compiled is None or not hasattr(compiled, "llvm_ir"):
+            raise NotImplementedError(f"as_llvm() needs the cpu backend; this was lowered for {self._backend!r}")
+        return compiled.llvm_ir()
 
     def compile(self) -> Callable[..., list]:
         return self._compile()
@@ -175,6 +219,11 @@ class JittedFunction:
         self._backend = backend or DEFAULT_BACKEND
         self._donate_argnums = donate_argnums
         self._cache: dict[Any, _CacheEntry] = {}
+        # Cached calls whose arguments are all plain arrays skip flattening and key building.
+        self._fast: dict[tuple, _CacheEntry] = {}
+        # The only cache entry, when there is one and it takes plain arrays: its compiled
+        # entry point checks the arguments itself.
+        self._sole: _CacheEntry | None = None
         self._lock = threading.Lock()
         self._signature = _signature_or_none(fun)
 
@@ -208,15 +257,48 @@ class JittedFunction:
             with self._lock:
                 entry = self._cache.get(key)
                 if entry is None:
-                    fn, _ = _stage(self._fun, args, static, f"jit({getattr(self._fun, '__name__', 'fun')})")
+                    name = getattr(self._fun, "__name__", "fun")
+                    fn, _ = _stage(self._fun, args, static, f"jit({name})")
+                    if _log_compiles():
+                        reason = _miss_reason(
+                            key, list(self._cache), fn.arg_names or [f"arg{i}" for i in range(len(flat))]
+                        )
+                        _log.warning("jit: compiling %s for %s: %s", name, self._backend, reason)
                     fn = simplify(fn)
                     fn.typecheck()
                     entry = _CacheEntry(fn, get_backend(self._backend)(fn))
                     self._cache[key] = entry
+        if not static and not self._donate_argnums and all(type(a) is np.ndarray for a in args):
+            self._fast[tuple([(a.shape, a.dtype) for a in args])] = entry
+            fast = getattr(entry.executable, "fast", None)
+            self._sole = entry if len(self._cache) == 1 and fast is not None else None
         return entry, flat
 
-    @api_boundary
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        sole = self._sole
+        if (
+            sole is not None
+            and not kwargs
+            and len(args) == len(sole.fn.invars)
+            and _state.dynamic.level == 0
+            and not _config_values["debug_nans"]
+        ):
+            outs = sole.executable.fast(args)
+            if outs is not None:
+                return outs[0] if sole.single else tree_util.tree_unflatten(sole.fn.out_tree, outs)
+        if not kwargs and _state.dynamic.level == 0:
+            # The fast path: every argument a plain array of a signature seen before.
+            fast_key = tuple([(a.shape, a.dtype) for a in args if type(a) is np.ndarray])
+            entry = self._fast.get(fast_key) if len(fast_key) == len(args) else None
+            if entry is not None:
+                call = getattr(entry.executable, "call_arrays", None)
+                if call is not None and not _config_values["debug_nans"]:
+                    outs = call(args)
+                    return outs[0] if entry.single else tree_util.tree_unflatten(entry.fn.out_tree, outs)
+        return self._call(*args, **kwargs)
+
+    @api_boundary
+    def _call(self, *args: Any, **kwargs: Any) -> Any:
         args, static = self._bind_args(args, kwargs)
         entry, flat = self._entry(args, static)
         if _state.dynamic.level > 0 or any(isinstance(x, Tracer) for x in flat):

@@ -32,7 +32,44 @@ def _probe_data_offset() -> int:
     raise RuntimeError("cannot find the data pointer of a NumPy array")
 
 
+def _probe_flags_offset() -> int:
+    """Where ``PyArrayObject`` keeps its flags (an int; 64 on a regular 64-bit CPython)."""
+    arrays = [np.arange(6.0), np.arange(6.0)[::2], np.arange(6.0).reshape(2, 3).T]
+    for off in range(8, 128, 4):
+        if all(ctypes.c_int.from_address(id(a) + off).value == a.flags.num for a in arrays):
+            return off
+    raise RuntimeError("cannot find the flags of a NumPy array")
+
+
 DATA_OFFSET = _probe_data_offset()
+FLAGS_OFFSET = _probe_flags_offset()
+_C_CONTIGUOUS_ALIGNED = 0x1 | 0x100  # NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED
+# The rest of NumPy's PyArrayObject layout on 64-bit CPython, verified below.
+ND_OFFSET, DIMS_OFFSET, DESCR_OFFSET = 24, 32, 56
+
+# The objects the entry compares arguments against: the ndarray type and the canonical
+# dtype of each supported type. Passed at run time (addresses differ between processes).
+RUNTIME_DTYPES = ("float32", "float64", "int32", "int64", "uint32", "bool")
+_runtime = (ctypes.c_void_p * (1 + len(RUNTIME_DTYPES)))(id(np.ndarray), *(id(np.dtype(d)) for d in RUNTIME_DTYPES))
+RUNTIME_TABLE = ctypes.cast(_runtime, ctypes.c_void_p)
+
+
+def _verify_layout() -> bool:
+    for a in (np.zeros((2, 3)), np.zeros(5, np.float32), np.zeros((1, 2, 3), np.int32), np.zeros((), np.int64)):
+        if ctypes.c_void_p.from_address(id(a) + 8).value != id(np.ndarray):
+            return False
+        if ctypes.c_int.from_address(id(a) + ND_OFFSET).value != a.ndim:
+            return False
+        if ctypes.c_void_p.from_address(id(a) + DESCR_OFFSET).value != id(a.dtype):
+            return False
+        dims = ctypes.c_void_p.from_address(id(a) + DIMS_OFFSET).value
+        if a.ndim and list((ctypes.c_int64 * a.ndim).from_address(dims)) != list(a.shape):
+            return False
+    return True
+
+
+# Without the expected layout the entry checks only the flags and callers check the rest.
+FULL_CHECK = _verify_layout()
 
 
 def module_text(fn: Function, prefix: str) -> tuple[str, str, int]:
@@ -41,11 +78,47 @@ def module_text(fn: Function, prefix: str) -> tuple[str, str, int]:
     main, ws_size = mb.lower(fn, "main")
     n_in = len(fn.constvars) + len(fn.invars)
     n_out = len(fn.outvars)
-    entry = ir.Function(mb.module, ir.FunctionType(VOID, [PTR] * (n_in + n_out)), f"{prefix}_entry")
+    i32 = ir.IntType(32)
+    i8 = ir.IntType(8)
+    entry = ir.Function(mb.module, ir.FunctionType(i32, [PTR] * (1 + n_in + n_out)), f"{prefix}_entry")
+    table, objects = entry.args[0], entry.args[1:]
     b = ir.IRBuilder(entry.append_basic_block("entry"))
+    refuse = entry.append_basic_block("refuse")
+
+    def field(obj, offset, ty):
+        return b.load(b.gep(obj, [i64(offset)], source_etype=i8), typ=ty)
+
+    def require(cond):
+        nonlocal b
+        nxt = entry.append_basic_block("check")
+        b.cbranch(cond, nxt, refuse)
+        b.position_at_end(nxt)
+
+    # Refuse (return 1) unless every input is an ndarray of the traced type, C-contiguous
+    # and aligned: the caller then converts the arguments and calls again.
+    mask = ir.Constant(i32, _C_CONTIGUOUS_ALIGNED)
+    in_avals = [v.aval for v in [*fn.constvars, *fn.invars]]
+    ndarray_type = b.load(table, typ=PTR)
+    for obj, aval in zip(objects[:n_in], in_avals, strict=True):
+        if FULL_CHECK:
+            require(b.icmp_unsigned("==", field(obj, 8, PTR), ndarray_type))
+            descr = b.load(b.gep(table, [i64(1 + RUNTIME_DTYPES.index(aval.dtype.name))], source_etype=PTR), typ=PTR)
+            require(b.icmp_unsigned("==", field(obj, DESCR_OFFSET, PTR), descr))
+            require(b.icmp_signed("==", field(obj, ND_OFFSET, i32), ir.Constant(i32, len(aval.shape))))
+            dims = field(obj, DIMS_OFFSET, PTR)
+            for d, size in enumerate(aval.shape):
+                dim = b.load(b.gep(dims, [i64(d)], source_etype=I64), typ=I64)
+                require(b.icmp_signed("==", dim, i64(size)))
+        flags = field(obj, FLAGS_OFFSET, i32)
+        require(b.icmp_unsigned("==", b.and_(flags, mask), mask))
+    run = entry.append_basic_block("run")
+    b.branch(run)
+    b.position_at_end(refuse)
+    b.ret(ir.Constant(i32, 1))
+    b.position_at_end(run)
     ins = b.alloca(PTR, size=max(1, n_in))
     outs = b.alloca(PTR, size=max(1, n_out))
-    for k, obj in enumerate(entry.args):
+    for k, obj in enumerate(objects):
         data = b.load(b.gep(obj, [i64(DATA_OFFSET)], source_etype=ir.IntType(8)), typ=PTR)
         arr, pos = (ins, k) if k < n_in else (outs, k - n_in)
         b.store(data, b.gep(arr, [i64(pos)], source_etype=PTR))
@@ -57,7 +130,7 @@ def module_text(fn: Function, prefix: str) -> tuple[str, str, int]:
         b.call(free, [ws])
     else:
         b.call(main, [ins, outs, ir.Constant(PTR, None)])
-    b.ret_void()
+    b.ret(ir.Constant(i32, 0))
     text = mathlib.annotate(str(mb.module), sorted(mb.math_functions), engine.libmvec_isa())
     return text, entry.name, ws_size
 
@@ -72,7 +145,7 @@ def _key(fn: Function) -> str:
         engine.cpu_features(),
         ",".join(engine.libmvec_isa()),
         str(engine.blas()),
-        str(DATA_OFFSET),
+        f"{DATA_OFFSET},{FLAGS_OFFSET},{FULL_CHECK}",
     )
 
 
@@ -86,7 +159,7 @@ class Compiled:
         self.ws_size = ws_size
         self.from_cache = from_cache
         n = len(fn.constvars) + len(fn.invars) + len(fn.outvars)
-        self.cfunc = ctypes.CFUNCTYPE(None, *[ctypes.py_object] * n)(address)
+        self.cfunc = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, *[ctypes.py_object] * n)(address)
 
     def llvm_ir(self, optimized: bool = True) -> str:
         """The LLVM IR of this function (generated again: a cache hit has only object code)."""

@@ -7,7 +7,9 @@ import numpy as np
 from functrace.config import config
 from functrace.core.eval import eval_ir
 from functrace.core.ir import Function
-from lowering.llvm.compiler import Compiled
+from lowering.llvm.compiler import FULL_CHECK, RUNTIME_TABLE, Compiled
+
+_config = config._values
 
 
 class Executable:
@@ -28,6 +30,7 @@ class Executable:
         self._out = [(v.aval.shape, v.aval.dtype) for v in fn.outvars]
         self._float_out = any(d.kind == "f" for _, d in self._out)
         self._cfunc = compiled.cfunc
+        self.fast = self._make_fast() if FULL_CHECK else None
 
     def __call__(self, *flat):
         args = []
@@ -37,8 +40,35 @@ class Executable:
                 if x.shape != shape:
                     x = x.reshape(shape)
             args.append(x)
+        return self.call_arrays(args, checked=True)
+
+    def _make_fast(self):
+        """``fast(args)``: the outputs, or None when the compiled entry refuses the arguments
+        (not ndarrays of the traced shapes and dtypes, not contiguous): no Python checks."""
+        cfunc, table, consts, specs = self._cfunc, RUNTIME_TABLE, self._consts, self._out
+        if not consts and len(specs) == 1:
+            ((shape, dtype),) = specs
+
+            def fast(args):
+                out = np.empty(shape, dtype)
+                return None if cfunc(table, *args, out) else [out]
+
+            return fast
+
+        def fast(args):
+            outs = [np.empty(shape, dtype) for shape, dtype in specs]
+            return None if cfunc(table, *consts, *args, *outs) else outs
+
+        return fast
+
+    def call_arrays(self, args, checked: bool = False):
+        """``args`` are ndarrays of the exact dtypes and shapes. The compiled entry refuses
+        non-contiguous or unaligned ones, which then take the converting path."""
         outs = [np.empty(shape, dtype) for shape, dtype in self._out]
-        self._cfunc(*self._consts, *args, *outs)
-        if self._float_out and config.debug_nans and any(o.dtype.kind == "f" and np.isnan(o).any() for o in outs):
+        if self._cfunc(RUNTIME_TABLE, *self._consts, *args, *outs):
+            if checked:
+                raise RuntimeError("compiled code refused contiguous arguments")
+            return self(*args)
+        if self._float_out and _config["debug_nans"] and any(o.dtype.kind == "f" and np.isnan(o).any() for o in outs):
             eval_ir(self.fn, args)  # raises FloatingPointError naming the primitive
         return outs

@@ -1,3 +1,14 @@
 """Lowering rules of the CPU backend, one module per family of primitives."""
 
-from lowering.llvm.rules import elementwise, reductions, structural  # noqa: F401
+from lowering.llvm.rules import (  # noqa: F401
+    control_flow,
+    convolution,
+    elementwise,
+    gather_scatter,
+    indexing,
+    linalg,
+    misc,
+    reductions,
+    structural,
+    windowed,
+)
