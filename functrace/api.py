@@ -157,6 +157,7 @@ def _miss_reason(key: tuple, cached: Sequence[tuple], names: Sequence[str]) -> s
     if not cached:
         return "first call"
     in_tree, sigs, static = key
+    best: list[str] | None = None
     for other_tree, other_sigs, other_static in cached:
         if other_tree != in_tree:
             continue
@@ -164,18 +165,16 @@ def _miss_reason(key: tuple, cached: Sequence[tuple], names: Sequence[str]) -> s
         for name, (shape, dtype, weak), (shape2, dtype2, weak2) in zip(names, sigs, other_sigs, strict=True):
             if shape != shape2:
                 diffs.append(f"new shape for {name}: {shape} (cached: {shape2})")
-            elif dtype != dtype2:
+            if dtype != dtype2:
                 diffs.append(f"new dtype for {name}: {dtype} (cached: {dtype2})")
-            elif weak != weak2:
+            if weak != weak2:
                 diffs.append(f"new weak type for {name}: {weak} (cached: {weak2})")
-        diffs += [
-            f"new static value for argument {i}: {v!r} (cached: {v2!r})"
-            for (i, v), (_, v2) in zip(static, other_static, strict=False)
-            if v != v2
-        ]
-        if diffs:
-            return "; ".join(diffs)
-    return "new argument structure"
+        for (i, v), (_, v2) in zip(static, other_static, strict=False):
+            if v != v2:
+                diffs.append(f"new static value for argument {i}: {v!r} (cached: {v2!r})")
+        if diffs and (best is None or len(diffs) < len(best)):
+            best = diffs
+    return "; ".join(best) if best else "new argument structure"
 
 
 class Lowered:

@@ -9,6 +9,7 @@ It allocates the workspace (``aligned_alloc``), runs the program, frees it.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import logging
 import math
 
@@ -135,11 +136,31 @@ def module_text(fn: Function, prefix: str) -> tuple[str, str, int]:
     return text, entry.name, ws_size
 
 
+def _sub_functions(fn: Function):
+    """The functions held in equation parameters (control flow bodies), recursively."""
+    for eqn in fn.eqns:
+        for value in eqn.params.values():
+            subs = value if isinstance(value, tuple | list) else (value,)
+            for sub in subs:
+                if isinstance(sub, Function):
+                    yield sub
+                    yield from _sub_functions(sub)
+
+
 def _key(fn: Function) -> str:
+    # Top-level constants are run-time arguments (only their types matter); constants of
+    # sub-functions are compiled into the code, so their bytes are part of the key.
     consts = ";".join(f"{np.shape(c)}:{np.asarray(c).dtype}" for c in fn.consts)
+    h = hashlib.sha256()
+    for sub in _sub_functions(fn):
+        for c in sub.consts:
+            c = np.ascontiguousarray(c)
+            h.update(f"{c.shape}{c.dtype}".encode())
+            h.update(c.tobytes())
     return cache.compile_key(
         str(fn),
         consts,
+        h.hexdigest(),
         engine.versions(),
         engine.cpu_name(),
         engine.cpu_features(),

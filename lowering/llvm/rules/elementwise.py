@@ -353,7 +353,7 @@ def _shift_right_arithmetic(ctx, eqn, args):
         y = b.select(b.icmp_signed(">", y, top), top, y)
     else:
         y = b.select(b.icmp_unsigned(">", y, top), top, y)
-    return b.ashr(x, y)
+    return b.ashr(x, y) if dtype.kind == "i" else b.lshr(x, y)  # NumPy shifts unsigned logically
 
 
 # --- select, conversion ----------------------------------------------------------------------

@@ -1,0 +1,246 @@
+"""The CPU backend on elementwise, index-remapping and reduction primitives, and fusion:
+compiled results against eager evaluation (NumPy)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import functrace as ft
+import functrace.numpy as fnp
+import lowering.llvm  # noqa: F401  (registers the backend)
+from functrace import lax
+from lowering import fusion
+from lowering.llvm import engine
+from reference import assert_same
+
+RNG = np.random.default_rng(0)
+FLOATS = (np.float32, np.float64)
+INTS = (np.int32, np.int64, np.uint32)
+
+
+def cpu(f, **kw):
+    return ft.jit(f, backend="cpu", **kw)
+
+
+def sample(dtype, shape=(37,), low=-4.0, high=4.0):
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        x = RNG.uniform(low, high, shape).astype(dtype)
+        flat = x.reshape(-1)
+        specials = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan], dtype)[: flat.size]
+        flat[: specials.size] = specials
+        return x
+    if dtype.kind == "b":
+        return RNG.random(shape) < 0.5
+    info = np.iinfo(dtype)
+    x = RNG.integers(max(info.min, -50), min(info.max, 50), shape).astype(dtype)
+    flat = x.reshape(-1)
+    edges = np.array([0, 1, info.max, info.min], dtype)
+    flat[: edges.size] = edges
+    return x
+
+
+def eager_and_compiled(f, *args):
+    with np.errstate(all="ignore"):
+        return f(*args), cpu(f)(*args)
+
+
+# Math functions: libmvec is within 4 ULP; allow a few ULP of the result.
+MATH = ("exp", "log", "log1p", "expm1", "tanh", "sin", "cos", "erf", "logistic", "sqrt", "rsqrt")
+EXACT_FLOAT_UNARY = ("neg", "abs", "sign", "floor", "ceil", "round", "is_finite")
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("name", MATH)
+def test_math_functions_within_ulps(name, dtype):
+    x = sample(dtype, (257,))
+    if name in ("log", "sqrt", "rsqrt"):
+        x = np.abs(x)
+    if name == "log1p":
+        x = np.abs(x) - 0.5
+    fn = getattr(lax, name)
+    expected, actual = eager_and_compiled(fn, x)
+    eps = np.finfo(dtype).eps
+    np.testing.assert_allclose(actual, expected, rtol=8 * eps, atol=8 * eps, equal_nan=True)
+    assert actual.dtype == expected.dtype
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("name", EXACT_FLOAT_UNARY)
+def test_exact_float_unary(name, dtype):
+    x = sample(dtype, (64,)) * 3.3
+    x[10:14] = [0.5, 1.5, 2.5, -2.5]  # round: half to even
+    expected, actual = eager_and_compiled(getattr(lax, name), x)
+    assert_same(actual, expected, rtol=0, atol=0)
+
+
+BINARY = ("add", "sub", "mul", "div", "rem", "max", "min", "pow", "eq", "ne", "lt", "le", "gt", "ge")
+
+
+@pytest.mark.parametrize("dtype", (*FLOATS, *INTS))
+@pytest.mark.parametrize("name", BINARY)
+def test_binary(name, dtype):
+    x, y = sample(dtype, (41,)), sample(dtype, (41,))
+    y[5] = 0
+    if name == "pow" and np.dtype(dtype).kind != "f":
+        y = np.clip(y, 0 if np.dtype(dtype).kind == "u" else -3, 5).astype(dtype)
+        x = np.clip(x, -9, 9).astype(dtype)
+    expected, actual = eager_and_compiled(getattr(lax, name), x, y)
+    if np.dtype(dtype).kind == "f" and name == "pow":
+        eps = np.finfo(dtype).eps
+        np.testing.assert_allclose(actual, expected, rtol=8 * eps, equal_nan=True)
+    else:
+        assert_same(actual, expected, rtol=0, atol=0)
+
+
+def test_integer_division_edge_cases():
+    x = np.array([7, -7, 7, -7, np.iinfo(np.int32).min, 5], np.int32)
+    y = np.array([2, 2, -2, -2, -1, 0], np.int32)
+    for name in ("div", "rem"):
+        expected, actual = eager_and_compiled(getattr(lax, name), x, y)
+        assert_same(actual, expected)
+
+
+@pytest.mark.parametrize("dtype", (np.int32, np.int64, np.uint32))
+@pytest.mark.parametrize("name", ("shift_left", "shift_right_logical", "shift_right_arithmetic"))
+def test_shifts_out_of_range(name, dtype):
+    x = sample(dtype, (16,))
+    y = np.array([0, 1, 5, 31, 32, 33, 63, 64, 100, 2, 3, 4, 7, 8, 9, 1], dtype)
+    if np.dtype(dtype).kind == "i":
+        y[-1] = -1
+    expected, actual = eager_and_compiled(getattr(lax, name), x, y)
+    assert_same(actual, expected)
+
+
+@pytest.mark.parametrize("name", ("bitwise_and", "bitwise_or", "bitwise_xor"))
+@pytest.mark.parametrize("dtype", (np.int32, np.uint32, np.bool_))
+def test_bitwise(name, dtype):
+    x, y = sample(dtype, (20,)), sample(dtype, (20,))
+    expected, actual = eager_and_compiled(getattr(lax, name), x, y)
+    assert_same(actual, expected)
+    expected, actual = eager_and_compiled(lax.bitwise_not, x)
+    assert_same(actual, expected)
+
+
+@pytest.mark.parametrize("src", (np.float32, np.float64, np.int32, np.int64, np.uint32, np.bool_))
+@pytest.mark.parametrize("dst", (np.float32, np.float64, np.int32, np.int64, np.uint32, np.bool_))
+def test_convert_element_type(src, dst):
+    x = sample(src, (30,))
+    if np.dtype(src).kind == "f" and np.dtype(dst).kind in "iu":
+        x = np.nan_to_num(x, nan=1.0, posinf=3.0, neginf=-3.0)  # in range: NumPy is undefined outside
+        if np.dtype(dst).kind == "u":
+            x = np.abs(x)
+    if np.dtype(src).kind == "i" and np.dtype(dst).kind == "u":
+        x = np.abs(x)  # negative to unsigned differs only in NumPy's C casting of wraparound
+        x[x < 0] = 0
+    expected, actual = eager_and_compiled(lambda v: lax.convert_element_type(v, dst), x)
+    assert_same(actual, expected)
+
+
+def test_select_and_integer_pow():
+    x = sample(np.float32, (33,))
+    f = lambda v: lax.select(v > 0, lax.integer_pow(v, 3), lax.integer_pow(v, -2))  # noqa: E731
+    expected, actual = eager_and_compiled(f, x)
+    assert_same(actual, expected, rtol=1e-6, atol=0)
+
+
+# --- structure and reductions ---------------------------------------------------------------
+
+
+STRUCTURAL = [
+    lambda x: fnp.transpose(x, (2, 0, 1)) * 2.0,
+    lambda x: fnp.broadcast_to(x[:, :1, :], (3, 4, 5)) + x,
+    lambda x: x[::-1, 1:3, ::2] + 1.0,
+    lambda x: fnp.reshape(x, (12, 5)).T @ np.ones((12,), np.float32),
+    lambda x: lax.rev(x, (0, 2)),
+    lambda x: fnp.expand_dims(x, 1)[:, 0] * fnp.arange(5, dtype=np.float32),
+    lambda x: fnp.squeeze(x[:1], 0) - 1.0,
+    lambda x: fnp.reshape(x, (-1,)),
+]
+
+
+@pytest.mark.parametrize("k", range(len(STRUCTURAL)))
+def test_structural(k):
+    x = RNG.normal(size=(3, 4, 5)).astype(np.float32)
+    expected, actual = eager_and_compiled(STRUCTURAL[k], x)
+    assert_same(actual, expected, rtol=1e-6, atol=1e-6)
+
+
+@given(
+    shape=st.lists(st.integers(0, 4), min_size=1, max_size=3),
+    name=st.sampled_from(["sum", "max", "min", "prod"]),
+    data=st.data(),
+)
+def test_reductions(shape, name, data):
+    ndim = len(shape)
+    axes = tuple(sorted(data.draw(st.sets(st.integers(0, ndim - 1)))))
+    dtype = data.draw(st.sampled_from([np.float32, np.float64, np.int32]))
+    x = (
+        sample(dtype, tuple(shape), -2.0, 2.0)
+        if np.dtype(dtype).kind == "f"
+        else RNG.integers(-3, 4, shape).astype(dtype)
+    )
+    if name in ("max", "min") and 0 in [shape[a] for a in axes]:
+        return  # NumPy raises on an empty max
+    f = lambda v: getattr(fnp, name)(v, axis=axes)  # noqa: E731
+    expected, actual = eager_and_compiled(f, x)
+    assert_same(actual, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_max_propagates_nan():
+    x = np.array([[1.0, np.nan, 3.0], [1.0, 2.0, 3.0]], np.float32)
+    for axis in (0, 1, None):
+        assert_same(cpu(lambda v, a=axis: fnp.max(v, axis=a))(x), np.max(x, axis=axis))
+
+
+# --- fusion -----------------------------------------------------------------------------------
+
+
+def elementwise_10m(x):
+    return fnp.tanh(x * 1.5 + 0.5) * ft.nn.sigmoid(x) + x * x
+
+
+def test_elementwise_chain_is_one_kernel_without_intermediates():
+    x = sample(np.float32, (1000,), -3, 3)
+    fn = ft.make_ir(elementwise_10m)(x)
+    plan = fusion.fuse(fn)
+    assert len(plan.kernels) == 1
+    exe = cpu(elementwise_10m).lower(x).compile()
+    assert exe.compiled.ws_size == 0  # no intermediate buffer at all
+    expected, actual = eager_and_compiled(elementwise_10m, x)
+    np.testing.assert_allclose(actual, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_reduction_fuses_its_producers():
+    x = sample(np.float32, (8, 16), -1, 1)
+    f = lambda v: fnp.sum(fnp.exp(v) * v, axis=1) + fnp.sum(v * 2.0, axis=0).sum()  # noqa: E731
+    exe = cpu(f).lower(x).compile()
+    names = [[e.primitive.name for e in k.eqns] for k in fusion.fuse(exe.fn).kernels]
+    assert ["exp", "mul", "reduce_sum"] in names
+    expected, actual = eager_and_compiled(f, x)
+    assert_same(actual, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_broadcast_producer_is_not_recomputed():
+    # exp of a small vector broadcast into a big loop: computed once, in its own kernel.
+    x, y = sample(np.float32, (16,)), sample(np.float32, (64, 16))
+    fn = ft.make_ir(lambda a, b: fnp.exp(a) + b)(x, y)
+    kernels = fusion.fuse(fn).kernels
+    assert [k.eqns[-1].primitive.name for k in kernels][0] == "exp"
+
+
+@pytest.mark.skipif("e" not in engine.libmvec_isa(), reason="needs libmvec and AVX-512")
+def test_math_loop_vectorizes_to_zmm_and_libmvec():
+    x = sample(np.float32, (4096,))
+    exe = cpu(elementwise_10m).lower(x).compile()
+    asm = exe.compiled.assembly()
+    assert "zmm" in asm
+    assert "_ZGVeN16v_expf" in asm or "_ZGVeN16v_tanhf" in asm
+
+
+def test_as_llvm_shows_the_module():
+    text = cpu(lambda a: a * 2.0).lower(np.ones(4, np.float32)).as_llvm()
+    assert "define" in text and "fmul" in text
