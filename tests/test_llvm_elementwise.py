@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from reference import assert_same
 
 import functrace as ft
 import functrace.numpy as fnp
@@ -14,7 +15,6 @@ import lowering.llvm  # noqa: F401  (registers the backend)
 from functrace import lax
 from lowering import fusion
 from lowering.llvm import engine
-from reference import assert_same
 
 RNG = np.random.default_rng(0)
 FLOATS = (np.float32, np.float64)
@@ -229,7 +229,7 @@ def test_broadcast_producer_is_not_recomputed():
     x, y = sample(np.float32, (16,)), sample(np.float32, (64, 16))
     fn = ft.make_ir(lambda a, b: fnp.exp(a) + b)(x, y)
     kernels = fusion.fuse(fn).kernels
-    assert [k.eqns[-1].primitive.name for k in kernels][0] == "exp"
+    assert kernels[0].eqns[-1].primitive.name == "exp"
 
 
 @pytest.mark.skipif("e" not in engine.libmvec_isa(), reason="needs libmvec and AVX-512")

@@ -19,6 +19,9 @@ def test_every_primitive_is_lowered(name):
 
 
 def test_importing_functrace_does_not_load_llvm():
-    code = "import sys, functrace, functrace.numpy; print(any(m.startswith(('llvmlite', 'lowering')) for m in sys.modules))"
+    code = (
+        "import sys, functrace, functrace.numpy; "
+        "print(any(m.startswith(('llvmlite', 'lowering')) for m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
