@@ -103,12 +103,14 @@ def make_ir(fun: Callable, static_argnums: int | Sequence[int] = ()) -> Callable
 _backends: dict[str, Callable[[Function], Callable[..., list]]] = {}
 
 
-def register_backend(name: str, compile_fn: Callable[[Function], Callable[..., list]]) -> None:
-    """Backends (``lowering.llvm``, ``lowering.cuda``) register their compilers here."""
+def register_backend(name: str, compile_fn: Callable[..., Callable[..., list]]) -> None:
+    """Backends (``lowering.llvm``, ``lowering.cuda``) register their compilers here:
+    ``compile_fn(fn, donated)`` where ``donated`` holds the flat input positions whose
+    buffers the caller donates (the backend may reuse them for outputs)."""
     _backends[name] = compile_fn
 
 
-def _interpret(fn: Function) -> Callable[..., list]:
+def _interpret(fn: Function, donated: tuple[int, ...] = ()) -> Callable[..., list]:
     return lambda *flat: eval_ir(fn, flat)
 
 
@@ -265,7 +267,7 @@ class JittedFunction:
                         _log.warning("jit: compiling %s for %s: %s", name, self._backend, reason)
                     fn = simplify(fn)
                     fn.typecheck()
-                    entry = _CacheEntry(fn, get_backend(self._backend)(fn))
+                    entry = _CacheEntry(fn, get_backend(self._backend)(fn, self._donated_leaves(args, static)))
                     self._cache[key] = entry
         if not static and not self._donate_argnums and all(type(a) is np.ndarray for a in args):
             self._fast[tuple([(a.shape, a.dtype) for a in args])] = entry
@@ -308,6 +310,21 @@ class JittedFunction:
         else:
             outs = entry.executable(*flat)
         return tree_util.tree_unflatten(entry.fn.out_tree, outs)
+
+    def _donated_leaves(self, args: tuple, static: tuple[int, ...]) -> tuple[int, ...]:
+        """Flat input positions of the leaves of the donated arguments."""
+        if not self._donate_argnums:
+            return ()
+        donate = set(_normalize_argnums(self._donate_argnums, len(args), "donate_argnums"))
+        out, pos = [], 0
+        for i, a in enumerate(args):
+            if i in static:
+                continue
+            n = len(tree_util.tree_leaves(a))
+            if i in donate:
+                out.extend(range(pos, pos + n))
+            pos += n
+        return tuple(out)
 
     def lower(self, *args: Any, **kwargs: Any) -> Lowered:
         """Stage for these arguments without running: ``.as_text()``, ``.compile()``."""

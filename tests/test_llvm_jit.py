@@ -157,3 +157,19 @@ def test_zero_size_and_scalar_shapes():
     assert y.shape == (0, 3) and s == 0
     g = cpu(lambda x: x + 1)
     assert g(np.int32(3)) == 4 and g(np.int32(3)).dtype == np.int32
+
+
+def test_donated_buffer_holds_the_output():
+    step = cpu(lambda w, g: w - 0.1 * g, donate_argnums=0)
+    w, g = np.ones(4, np.float32), np.arange(4, dtype=np.float32)
+    expected = w - 0.1 * g
+    out = step(w, g)
+    assert out is w  # reused, not allocated
+    np.testing.assert_allclose(out, expected)
+    # Donation never changes results: an output read at other indices is not computed in place.
+    h = cpu(lambda v: fnp.sum(v) + v[::-1], donate_argnums=0)
+    v = np.arange(4, dtype=np.float32)
+    np.testing.assert_array_equal(h(v), 6 + np.arange(4)[::-1])
+    # The same array passed twice is not overwritten while it is read.
+    x = np.arange(4, dtype=np.float32)
+    np.testing.assert_allclose(step(x, x), np.arange(4) - 0.1 * np.arange(4), rtol=1e-6)

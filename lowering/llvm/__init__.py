@@ -15,8 +15,8 @@ from lowering.llvm.compiler import compile_function
 from lowering.llvm.executable import Executable
 
 
-def compile_cpu(fn: Function) -> Executable:
-    return Executable(fn, compile_function(fn))
+def compile_cpu(fn: Function, donated: tuple[int, ...] = ()) -> Executable:
+    return Executable(fn, compile_function(fn, donated))
 
 
 register_backend("cpu", compile_cpu)

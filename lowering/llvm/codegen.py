@@ -259,6 +259,14 @@ class ModuleBuilder:
             hit = self._lowered[id(fn)] = FunctionLowering(self, fn, self.unique(name)).run()
         return hit
 
+    def lower_main(self, fn: Function, donated: Sequence[int]) -> tuple[ir.Function, int, list[tuple[int, int]]]:
+        """Lower the top-level function; also the donation pairs it allows."""
+        lowering = FunctionLowering(self, fn, self.unique("main"))
+        pairs = lowering.donation(donated) if donated else []
+        self._keepalive.append(fn)
+        llfn, ws = self._lowered[id(fn)] = lowering.run()
+        return llfn, ws, pairs
+
 
 class FunctionLowering:
     """Lowers one IR ``Function`` into ``void name(ptr ins, ptr outs, ptr ws)``."""
@@ -300,6 +308,40 @@ class FunctionLowering:
         nbytes = max(1, math.prod(aval.shape) * aval.dtype.itemsize)
         ptr, off = self.workspace(nbytes)
         return Buffer(ptr, aval), lambda: self.release(off, nbytes)
+
+    def donation(self, donated: Sequence[int]) -> list[tuple[int, int]]:
+        """``(output position, input position)`` pairs where the output may be computed in
+        the donated input's buffer: same type, and the input is read for the last time
+        before the output's kernel, or in it elementwise (each element read before it is
+        overwritten, at the same index)."""
+        fn = self.fn
+        kernel_of = {v: k for k, kern in enumerate(self.plan.kernels) for v in kern.root.outvars}
+        last_read: dict[Var, int] = {}
+        for k, kern in enumerate(self.plan.kernels):
+            for e in kern.eqns:
+                for a in e.inputs:
+                    if isinstance(a, Var):
+                        last_read[a] = k
+        outputs = [v for v in fn.outvars if isinstance(v, Var)]
+        first = {}
+        for p, v in enumerate(fn.outvars):
+            if isinstance(v, Var) and v in kernel_of and v not in first:
+                first[v] = p
+        pairs: list[tuple[int, int]] = []
+        taken: set[int] = set()
+        for k_in in donated:
+            u = fn.invars[k_in]
+            if u in outputs:
+                continue
+            for v, p in first.items():
+                if p in taken or v.aval.shape != u.aval.shape or v.aval.dtype != u.aval.dtype:
+                    continue
+                kp, lu = kernel_of[v], last_read.get(u, -1)
+                if lu < kp or (lu == kp and self.plan.kernels[kp].is_elementwise):
+                    pairs.append((p, k_in))
+                    taken.add(p)
+                    break
+        return pairs
 
     # -- the function ------------------------------------------------------------------
 

@@ -73,10 +73,11 @@ def _verify_layout() -> bool:
 FULL_CHECK = _verify_layout()
 
 
-def module_text(fn: Function, prefix: str) -> tuple[str, str, int]:
-    """The LLVM IR text of ``fn`` with its entry point; ``(text, entry name, workspace bytes)``."""
+def module_text(fn: Function, prefix: str, donated: tuple[int, ...] = ()) -> tuple[str, str, int, list]:
+    """The LLVM IR text of ``fn`` with its entry point:
+    ``(text, entry name, workspace bytes, donation pairs)``."""
     mb = ModuleBuilder(prefix)
-    main, ws_size = mb.lower(fn, "main")
+    main, ws_size, pairs = mb.lower_main(fn, donated)
     n_in = len(fn.constvars) + len(fn.invars)
     n_out = len(fn.outvars)
     i32 = ir.IntType(32)
@@ -133,7 +134,7 @@ def module_text(fn: Function, prefix: str) -> tuple[str, str, int]:
         b.call(main, [ins, outs, ir.Constant(PTR, None)])
     b.ret(ir.Constant(i32, 0))
     text = mathlib.annotate(str(mb.module), sorted(mb.math_functions), engine.libmvec_isa())
-    return text, entry.name, ws_size
+    return text, entry.name, ws_size, pairs
 
 
 def _sub_functions(fn: Function):
@@ -147,7 +148,7 @@ def _sub_functions(fn: Function):
                     yield from _sub_functions(sub)
 
 
-def _key(fn: Function) -> str:
+def _key(fn: Function, donated: tuple[int, ...]) -> str:
     # Top-level constants are run-time arguments (only their types matter); constants of
     # sub-functions are compiled into the code, so their bytes are part of the key.
     consts = ";".join(f"{np.shape(c)}:{np.asarray(c).dtype}" for c in fn.consts)
@@ -161,6 +162,7 @@ def _key(fn: Function) -> str:
         str(fn),
         consts,
         h.hexdigest(),
+        f"donated={donated}",
         engine.versions(),
         engine.cpu_name(),
         engine.cpu_features(),
@@ -173,8 +175,9 @@ def _key(fn: Function) -> str:
 class Compiled:
     """The machine code of one IR function, callable on flat NumPy arrays."""
 
-    def __init__(self, fn: Function, key: str, entry: str, address: int, ws_size: int, from_cache: bool):
+    def __init__(self, fn: Function, key: str, entry: str, address: int, ws_size: int, from_cache: bool, donation=()):
         self.fn = fn
+        self.donation = [tuple(p) for p in donation]  # (output position, input position)
         self.key = key
         self.entry = entry
         self.ws_size = ws_size
@@ -184,11 +187,11 @@ class Compiled:
 
     def llvm_ir(self, optimized: bool = True) -> str:
         """The LLVM IR of this function (generated again: a cache hit has only object code)."""
-        text, _, _ = module_text(self.fn, _prefix(self.key))
+        text = module_text(self.fn, _prefix(self.key))[0]
         return str(engine.optimize(text)) if optimized else text
 
     def assembly(self) -> str:
-        text, _, _ = module_text(self.fn, _prefix(self.key))
+        text = module_text(self.fn, _prefix(self.key))[0]
         return engine.emit_assembly(engine.optimize(text))
 
 
@@ -196,11 +199,12 @@ def _prefix(key: str) -> str:
     return f"ft_{key[:20]}"
 
 
-def compile_function(fn: Function) -> Compiled:
+def compile_function(fn: Function, donated: tuple[int, ...] = ()) -> Compiled:
     """Compile ``fn`` (or load it from the persistent cache)."""
     engine.blas()  # bind the runtime symbols before any code is loaded
     engine.libmvec_isa()
-    key = _key(fn)
+    donated = tuple(sorted(set(donated)))
+    key = _key(fn, donated)
     directory = config.jit_cache_dir
     hit = cache.get(directory, key)
     if hit is not None:
@@ -208,14 +212,15 @@ def compile_function(fn: Function) -> Compiled:
         try:
             addresses = engine.load(key, obj, [meta["entry"]])
             log.info("jit: loaded %s from the persistent cache %s", meta["entry"], directory)
-            return Compiled(fn, key, meta["entry"], addresses[meta["entry"]], int(meta["ws_size"]), True)
+            entry = meta["entry"]
+            return Compiled(fn, key, entry, addresses[entry], int(meta["ws_size"]), True, meta.get("donation", ()))
         except Exception as e:  # a damaged entry that passed the checksum: compile again
             log.warning("jit: cache entry %s is unusable (%s); compiling again", key, e)
-    text, entry, ws_size = module_text(fn, _prefix(key))
+    text, entry, ws_size, pairs = module_text(fn, _prefix(key), donated)
     obj = engine.emit_object(engine.optimize(text))
-    cache.put(directory, key, {"entry": entry, "ws_size": ws_size}, obj)
+    cache.put(directory, key, {"entry": entry, "ws_size": ws_size, "donation": pairs}, obj)
     addresses = engine.load(key, obj, [entry])
-    return Compiled(fn, key, entry, addresses[entry], ws_size, False)
+    return Compiled(fn, key, entry, addresses[entry], ws_size, False, pairs)
 
 
 def nbytes(aval) -> int:

@@ -30,7 +30,8 @@ class Executable:
         self._out = [(v.aval.shape, v.aval.dtype) for v in fn.outvars]
         self._float_out = any(d.kind == "f" for _, d in self._out)
         self._cfunc = compiled.cfunc
-        self.fast = self._make_fast() if FULL_CHECK else None
+        self._donation = compiled.donation
+        self.fast = self._make_fast() if FULL_CHECK and not self._donation else None
 
     def __call__(self, *flat):
         args = []
@@ -65,6 +66,10 @@ class Executable:
         """``args`` are ndarrays of the exact dtypes and shapes. The compiled entry refuses
         non-contiguous or unaligned ones, which then take the converting path."""
         outs = [np.empty(shape, dtype) for shape, dtype in self._out]
+        for p, k in self._donation:
+            donor = args[k]
+            if donor.flags.writeable and not any(j != k and np.may_share_memory(donor, a) for j, a in enumerate(args)):
+                outs[p] = donor  # computed in place: the donated array now holds this output
         if self._cfunc(RUNTIME_TABLE, *self._consts, *args, *outs):
             if checked:
                 raise RuntimeError("compiled code refused contiguous arguments")
