@@ -116,7 +116,7 @@ def _interpret(fn: Function, donated: tuple[int, ...] = ()) -> Callable[..., lis
 
 register_backend("interpret", _interpret)
 
-DEFAULT_BACKEND = "interpret"  # the CPU (LLVM) backend becomes the default when it lands
+DEFAULT_BACKEND = "cpu"
 _BACKEND_MODULES = {"cpu": "lowering.llvm", "cuda": "lowering.cuda"}
 
 
