@@ -244,3 +244,17 @@ def test_math_loop_vectorizes_to_zmm_and_libmvec():
 def test_as_llvm_shows_the_module():
     text = cpu(lambda a: a * 2.0).lower(np.ones(4, np.float32)).as_llvm()
     assert "define" in text and "fmul" in text
+
+
+def test_large_kernels_split_across_threads_give_the_same_results():
+    from lowering.llvm import runtime
+
+    n = runtime.PARALLEL_MIN_ELEMENTS + 4099  # not a multiple of the chunking
+    x = RNG.normal(size=(n // 129, 129)).astype(np.float32)
+    b = RNG.normal(size=(129,)).astype(np.float32)
+    f = lambda v, w: (fnp.tanh(v * 1.5) + w, fnp.sum(fnp.exp(v * 0.1), axis=1), fnp.transpose(v)[3])  # noqa: E731
+    expected, actual = eager_and_compiled(f, x, b)
+    for a, e in zip(actual, expected, strict=True):
+        np.testing.assert_allclose(a, e, rtol=2e-6, atol=2e-6)
+    text = cpu(f).lower(x, b).as_llvm()
+    assert ("pthread_create" in text) == (runtime.NUM_THREADS > 1)

@@ -32,7 +32,7 @@ from llvmlite import ir
 from functrace.core.abstract import ShapedArray
 from functrace.core.ir import Eqn, Function, Literal, Var
 from lowering import fusion
-from lowering.llvm import registry
+from lowering.llvm import registry, runtime
 
 I1 = ir.IntType(1)
 I8 = ir.IntType(8)
@@ -98,10 +98,12 @@ def strides(shape: Sequence[int]) -> list[int]:
 
 
 @contextmanager
-def for_range(b: ir.IRBuilder, count: ir.Value | int, name: str = "i") -> Iterator[ir.Value]:
-    """``for i in range(count)``: yields ``i`` (i64) with the builder in the body."""
+def for_range(b: ir.IRBuilder, count: ir.Value | int, name: str = "i", start: ir.Value | int = 0) -> Iterator[ir.Value]:
+    """``for i in range(start, count)``: yields ``i`` (i64) with the builder in the body."""
     if isinstance(count, int):
         count = i64(count)
+    if isinstance(start, int):
+        start = i64(start)
     entry = b.block
     cond = b.append_basic_block(f"{name}.cond")
     body = b.append_basic_block(f"{name}.body")
@@ -109,7 +111,7 @@ def for_range(b: ir.IRBuilder, count: ir.Value | int, name: str = "i") -> Iterat
     b.branch(cond)
     b.position_at_end(cond)
     i = b.phi(I64, name=name)
-    i.add_incoming(i64(0), entry)
+    i.add_incoming(start, entry)
     b.cbranch(b.icmp_signed("<", i, count), body, end)
     b.position_at_end(body)
     yield i
@@ -120,18 +122,25 @@ def for_range(b: ir.IRBuilder, count: ir.Value | int, name: str = "i") -> Iterat
 
 
 @contextmanager
-def loop_nest(b: ir.IRBuilder, shape: Sequence[int], name: str = "i") -> Iterator[list[ir.Value]]:
-    """Nested loops over ``shape`` (last axis innermost); yields the multi-index."""
-    with _loop_nest(b, list(shape), [], name) as idx:
+def loop_nest(
+    b: ir.IRBuilder, shape: Sequence[int], name: str = "i", outer: tuple[ir.Value, ir.Value] | None = None
+) -> Iterator[list[ir.Value]]:
+    """Nested loops over ``shape`` (last axis innermost); yields the multi-index.
+    ``outer = (start, end)`` restricts the outermost loop (one thread's share)."""
+    with _loop_nest(b, list(shape), [], name, outer) as idx:
         yield idx
 
 
 @contextmanager
-def _loop_nest(b, shape, idx, name):
+def _loop_nest(b, shape, idx, name, outer=None):
     if not shape:
         yield idx
         return
-    with for_range(b, shape[0], f"{name}{len(idx)}") as i, _loop_nest(b, shape[1:], [*idx, i], name) as inner:
+    start, stop = outer if outer is not None else (0, shape[0])
+    with (
+        for_range(b, stop, f"{name}{len(idx)}", start=start) as i,
+        _loop_nest(b, shape[1:], [*idx, i], name) as inner,
+    ):
         yield inner
 
 
@@ -152,11 +161,14 @@ def flat_index(b: ir.IRBuilder, idx: Sequence[ir.Value], shape: Sequence[int]) -
 class Buffer:
     """A contiguous row-major array in memory: a data pointer and its type."""
 
-    __slots__ = ("aval", "ptr")
+    __slots__ = ("aval", "origin", "ptr")
 
-    def __init__(self, ptr: ir.Value, aval: ShapedArray):
+    def __init__(self, ptr: ir.Value, aval: ShapedArray, origin: tuple | None = None):
         self.ptr = ptr
         self.aval = aval
+        # Where the pointer comes from in a top-level function: ("in", k), ("out", k) or
+        # ("ws", offset); lets a kernel be outlined into a function run by several threads.
+        self.origin = origin
 
     @property
     def elem(self) -> ir.Type:
@@ -262,6 +274,7 @@ class ModuleBuilder:
     def lower_main(self, fn: Function, donated: Sequence[int]) -> tuple[ir.Function, int, list[tuple[int, int]]]:
         """Lower the top-level function; also the donation pairs it allows."""
         lowering = FunctionLowering(self, fn, self.unique("main"))
+        lowering.is_main = True
         pairs = lowering.donation(donated) if donated else []
         self._keepalive.append(fn)
         llfn, ws = self._lowered[id(fn)] = lowering.run()
@@ -286,6 +299,7 @@ class FunctionLowering:
         self._slots: dict[Var, tuple[int, int]] = {}  # workspace slot of each var
         self._slot_users: dict[int, int] = {}  # slot offset -> vars alive in it
         self._aliased: set[Var] = set()
+        self.is_main = False
 
     # -- allocation --------------------------------------------------------------------
 
@@ -350,23 +364,24 @@ class FunctionLowering:
         ins, outs = self.llfn.args[0], self.llfn.args[1]
         for k, v in enumerate([*fn.constvars, *fn.invars]):
             ptr = b.load(b.gep(ins, [i64(k)], source_etype=PTR), typ=PTR)
-            self.buffers[v] = Buffer(ptr, v.aval)
+            self.buffers[v] = Buffer(ptr, v.aval, ("in", k))
         out_ptrs = [b.load(b.gep(outs, [i64(k)], source_etype=PTR), typ=PTR) for k in range(len(fn.outvars))]
         # An equation's result that is an output is computed straight into the output buffer.
-        direct: dict[Var, ir.Value] = {}
-        for v, ptr in zip(fn.outvars, out_ptrs, strict=True):
+        direct: dict[Var, tuple[ir.Value, int]] = {}
+        for p, (v, ptr) in enumerate(zip(fn.outvars, out_ptrs, strict=True)):
             if isinstance(v, Var) and v not in self.buffers and v not in direct:
-                direct[v] = ptr
+                direct[v] = (ptr, p)
         last_use = self._last_uses()
         for k, kernel in enumerate(self.plan.kernels):
             root = kernel.root
             for v in root.outvars:
                 if v in direct:
-                    self.buffers[v] = Buffer(direct[v], v.aval)
+                    ptr, p = direct[v]
+                    self.buffers[v] = Buffer(ptr, v.aval, ("out", p))
                 elif not self._alias(root, v):
                     nbytes = max(1, math.prod(v.aval.shape) * v.aval.dtype.itemsize)
                     ptr, off = self.workspace(nbytes)
-                    self.buffers[v] = Buffer(ptr, v.aval)
+                    self.buffers[v] = Buffer(ptr, v.aval, ("ws", off))
                     self._slots[v] = (off, nbytes)
                     self._slot_users[off] = 1
             if not any(v in self._aliased for v in root.outvars):
@@ -395,7 +410,7 @@ class FunctionLowering:
             (operand,) = root.inputs[:1]
             if isinstance(operand, Var) and operand in self.buffers:
                 base = self.buffers[operand]
-                self.buffers[v] = Buffer(base.ptr, v.aval)
+                self.buffers[v] = Buffer(base.ptr, v.aval, base.origin)
                 self._aliased.add(v)
                 # The operand's slot lives as long as the last of the two.
                 if operand in self._slots:
@@ -431,21 +446,87 @@ class FunctionLowering:
     # -- kernels -----------------------------------------------------------------------
 
     def emit_kernel(self, kernel: fusion.Kernel) -> None:
+        extent = self._parallel_extent(kernel)
+        if extent is not None:
+            self._emit_parallel(kernel, extent)
+            return
+        self._emit_kernel(kernel)
+
+    def _emit_kernel(self, kernel: fusion.Kernel, outer: tuple[ir.Value, ir.Value] | None = None) -> None:
         root = kernel.root
         prim = root.primitive
         ctx = KernelContext(self, kernel)
+        ctx.outer = outer
         if prim in registry.scalar_rules or prim in registry.index_rules:
             (out,) = root.outvars
             buf = self.buffers[out]
             shape = (math.prod(out.aval.shape),) if kernel.is_elementwise else out.aval.shape
             ctx.flat = kernel.is_elementwise
-            with loop_nest(self.b, shape) as idx:
+            with loop_nest(self.b, shape, outer=outer) as idx:
                 buf.store(self.b, ctx.value_of(root, idx), flat_index(self.b, idx, shape))
             return
         rule = registry.kernel_rules.get(prim)
         if rule is None:
             raise NotImplementedError(f"the cpu backend has no lowering for primitive '{prim.name}'")
         rule(ctx, root, [self.operand(a) for a in root.inputs], [self.buffers[v] for v in root.outvars])
+
+    # -- threads -----------------------------------------------------------------------
+
+    def _parallel_extent(self, kernel: fusion.Kernel) -> int | None:
+        """The outer loop's extent when the kernel is worth splitting across threads."""
+        if not self.is_main or runtime.NUM_THREADS < 2 or kernel.size < runtime.PARALLEL_MIN_ELEMENTS:
+            return None
+        root = kernel.root
+        prim = root.primitive
+        if prim in registry.scalar_rules or prim in registry.index_rules:
+            shape = (kernel.size,) if kernel.is_elementwise else root.outvars[0].aval.shape
+        elif prim.name in fusion.REDUCTIONS:
+            x = root.inputs[0]
+            axes = tuple(sorted(root.params["axes"]))
+            nd = len(x.aval.shape)
+            if not axes or axes != tuple(range(nd - len(axes), nd)) or len(axes) == nd:
+                return None  # only row reductions split without races
+            shape = x.aval.shape[: nd - len(axes)]
+        else:
+            return None
+        if not shape or shape[0] < 2:
+            return None
+        needed = {v for e in kernel.eqns for v in e.inputs if isinstance(v, Var) and v not in self.plan.fused}
+        needed.update(root.outvars)
+        if any(self.buffers[v].origin is None for v in needed):
+            return None
+        return shape[0]
+
+    def _emit_parallel(self, kernel: fusion.Kernel, extent: int) -> None:
+        """Outline the kernel into ``void k(ins, outs, ws, start, end)`` and run its outer
+        loop's range in chunks on ``runtime.NUM_THREADS`` threads."""
+        mod = self.mb.module
+        kfn = ir.Function(mod, ir.FunctionType(VOID, [PTR, PTR, PTR, I64, I64]), self.mb.unique("kernel"))
+        kfn.linkage = "internal"
+        kfn.attributes.add("nounwind")
+        saved = (self.b, self.entry, self.buffers)
+        self.entry = kfn.append_basic_block("entry")
+        self.b = b = ir.IRBuilder(kfn.append_basic_block("body"))
+        ins, outs, ws, start, end = kfn.args
+        rebuilt: dict[Var, Buffer] = {}
+        for v, buf in saved[2].items():
+            if buf.origin is None:
+                continue
+            kind, k = buf.origin
+            if kind == "ws":
+                ptr = b.gep(ws, [i64(k)], inbounds=True, source_etype=I8)
+            else:
+                ptr = b.load(b.gep(ins if kind == "in" else outs, [i64(k)], source_etype=PTR), typ=PTR)
+            rebuilt[v] = Buffer(ptr, buf.aval, buf.origin)
+        self.buffers = rebuilt
+        try:
+            self._emit_kernel(kernel, outer=(start, end))
+            b.ret_void()
+            with b.goto_block(self.entry):
+                b.branch(kfn.blocks[1])
+        finally:
+            self.b, self.entry, self.buffers = saved
+        runtime.parallel_for(self, kfn, extent)
 
     def operand(self, a: Var | Literal) -> Buffer | Literal | None:
         """The buffer of a materialized operand, the literal itself, or None when fused."""
@@ -463,6 +544,7 @@ class KernelContext:
         self.b: ir.IRBuilder = fl.b
         self.mb: ModuleBuilder = fl.mb
         self.flat = False
+        self.outer: tuple[ir.Value, ir.Value] | None = None  # this thread's share of the outer loop
         self._memo: dict[tuple, ir.Value] = {}
 
     def value_at(self, atom: Var | Literal, idx: Sequence[ir.Value]) -> ir.Value:

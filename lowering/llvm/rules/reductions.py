@@ -62,7 +62,7 @@ def _reduce(ctx, eqn, ins, outs):
     init = constant(_identity(name, dtype), dtype)
     if axes == tuple(range(len(shape) - len(axes), len(shape))):
         acc_slot = ctx.fl.alloca(init.type)
-        with loop_nest(b, kept_shape, "o") as oidx:
+        with loop_nest(b, kept_shape, "o", outer=ctx.outer) as oidx:
             b.store(init, acc_slot)
             with loop_nest(b, [shape[d] for d in axes], "r") as ridx:
                 acc = b.load(acc_slot)
