@@ -1,0 +1,1 @@
+"""functrace's benchmark suite (BENCHMARKS.md): run it with ``python benchmarks/run.py``."""
