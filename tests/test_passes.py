@@ -53,3 +53,22 @@ def test_jit_runs_the_passes_and_agrees_with_eager():
 
 def _names_text(text):
     return [line.split("=")[1].split()[0] for line in text.splitlines()[1:-1]]
+
+
+def test_outer_product_dot_general_becomes_a_fusible_multiply():
+    from functrace import lax
+
+    rng = np.random.default_rng(0)
+    cases = [
+        ((5, 3, 1), (5, 1, 4), (((2,), (1,)), ((0,), (0,)))),
+        ((1, 3, 5), (4, 5, 1), (((0,), (2,)), ((2,), (1,)))),
+        ((3, 1), (1, 4), (((1,), (0,)), ((), ()))),
+    ]
+    for ls, rs, dn in cases:
+        a, b = rng.normal(size=ls), rng.normal(size=rs)
+        f = lambda x, y, dn=dn: lax.dot_general(x, y, dn)  # noqa: E731
+        fn = simplify(ft.make_ir(f)(a, b))
+        assert "dot_general" not in [e.primitive.name for e in fn.eqns]
+        fn.typecheck()
+        np.testing.assert_allclose(fn.eval(a, b), f(a, b), rtol=1e-12)
+        np.testing.assert_allclose(ft.jit(f)(a, b), f(a, b), rtol=1e-12)

@@ -5,8 +5,10 @@ interpreter that returns a new ``Function`` (the input is not modified).
   primitive is pure, so this is always valid). Staging runs it on every IR it builds.
 - ``simplify``: one forward walk that folds scalar constant arithmetic into literals,
   removes algebraic identities (``x * 1``, ``x + 0``, a reshape or conversion to the
-  same type, reshape of a reshape) and merges equations that compute the same thing
-  (common subexpressions); then dead code goes. ``jit`` runs it before the backend.
+  same type, reshape of a reshape), turns a ``dot_general`` whose contraction has one
+  element (an outer product, as in per-example gradients) into a broadcast multiply that
+  fuses, and merges equations that compute the same thing (common subexpressions); then
+  dead code goes. ``jit`` runs it before the backend.
 """
 
 from __future__ import annotations
@@ -101,6 +103,53 @@ def _key(eqn: Eqn, inputs: list) -> Any:
     return (eqn.primitive, params, atoms)
 
 
+def _outer_product(eqn: Eqn) -> list[Eqn] | None:
+    """``dot_general`` contracting only size-1 dims, as reshape / transpose /
+    broadcast_in_dim / mul equations (elementwise: the backends fuse them), or None."""
+    from functrace.core.abstract import ShapedArray
+    from functrace.lax.elementwise import mul_p
+    from functrace.lax.structural import broadcast_in_dim_p, reshape_p, transpose_p
+
+    if eqn.primitive.name != "dot_general" or not all(isinstance(a, Var) for a in eqn.inputs):
+        return None
+    (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
+    lhs, rhs = eqn.inputs
+    (out,) = eqn.outvars
+    if any(lhs.aval.shape[d] != 1 for d in lc) or not (lhs.aval.dtype == rhs.aval.dtype == out.aval.dtype):
+        return None
+    nb = len(lb)
+    lfree = [d for d in range(lhs.aval.ndim) if d not in lc and d not in lb]
+    rfree = [d for d in range(rhs.aval.ndim) if d not in rc and d not in rb]
+    eqns: list[Eqn] = []
+
+    def place(x: Var, batch: tuple, free: list, offset: int) -> Var:
+        # Output position of each kept operand dim; drop the contracted ones; sort by position.
+        target = {d: k for k, d in enumerate(batch)} | {d: offset + k for k, d in enumerate(free)}
+        kept = sorted(target, key=target.get)
+        if kept != sorted(target):
+            perm = tuple(kept + [d for d in range(x.aval.ndim) if d not in target])
+            t = Var(ShapedArray(tuple(x.aval.shape[d] for d in perm), x.aval.dtype, x.aval.weak_type))
+            eqns.append(Eqn(transpose_p, [x], {"permutation": perm}, [t], eqn.source))
+            x, target = t, {i: target[d] for i, d in enumerate(kept)}
+            kept = list(range(len(kept)))
+        shape = tuple(x.aval.shape[d] for d in kept)
+        if shape != x.aval.shape:
+            r = Var(ShapedArray(shape, x.aval.dtype, x.aval.weak_type))
+            eqns.append(Eqn(reshape_p, [x], {"new_sizes": shape}, [r], eqn.source))
+            x = r
+        b = Var(ShapedArray(out.aval.shape, x.aval.dtype, x.aval.weak_type))
+        dims = tuple(target[d] for d in kept)
+        eqns.append(
+            Eqn(broadcast_in_dim_p, [x], {"shape": out.aval.shape, "broadcast_dimensions": dims}, [b], eqn.source)
+        )
+        return b
+
+    a = place(lhs, lb, lfree, nb)
+    b = place(rhs, rb, rfree, nb + len(lfree))
+    eqns.append(Eqn(mul_p, [a, b], {}, [out], eqn.source))
+    return eqns
+
+
 def simplify(fn: Function) -> Function:
     """Constant folding, algebraic identities and common subexpressions, then DCE.
 
@@ -130,6 +179,11 @@ def simplify(fn: Function) -> Function:
         ):
             inputs = [producer[inputs[0]].inputs[0]]  # reshape of a reshape: one reshape
         new = Eqn(eqn.primitive, inputs, eqn.params, eqn.outvars, eqn.source)
+        expanded = _outer_product(new)
+        if expanded is not None:
+            producer.update((v, e) for e in expanded for v in e.outvars)
+            eqns.extend(expanded)
+            continue
         replacement = _fold(new) or _identity_operand(new)
         if replacement is not None:
             env[eqn.outvars[0]] = replacement

@@ -247,6 +247,7 @@ class ModuleBuilder:
         self._keepalive: list[Function] = []
         self.declared: dict[str, ir.Function] = {}
         self.math_functions: set[str] = set()
+        self.profile: ir.GlobalVariable | None = None  # per-kernel cycle counters (profiling builds)
 
     def unique(self, name: str) -> str:
         n = self._names.get(name, 0)
@@ -271,10 +272,16 @@ class ModuleBuilder:
             hit = self._lowered[id(fn)] = FunctionLowering(self, fn, self.unique(name)).run()
         return hit
 
-    def lower_main(self, fn: Function, donated: Sequence[int]) -> tuple[ir.Function, int, list[tuple[int, int]]]:
+    def lower_main(
+        self, fn: Function, donated: Sequence[int], profile: bool = False
+    ) -> tuple[ir.Function, int, list[tuple[int, int]]]:
         """Lower the top-level function; also the donation pairs it allows."""
         lowering = FunctionLowering(self, fn, self.unique("main"))
         lowering.is_main = True
+        if profile:
+            table_type = ir.ArrayType(I64, max(1, len(lowering.plan.kernels)))
+            self.profile = ir.GlobalVariable(self.module, table_type, f"{self.prefix}_profile")
+            self.profile.initializer = ir.Constant(table_type, None)
         pairs = lowering.donation(donated) if donated else []
         self._keepalive.append(fn)
         llfn, ws = self._lowered[id(fn)] = lowering.run()
@@ -385,7 +392,10 @@ class FunctionLowering:
                     self._slots[v] = (off, nbytes)
                     self._slot_users[off] = 1
             if not any(v in self._aliased for v in root.outvars):
-                self.emit_kernel(kernel)
+                if self.is_main and self.mb.profile is not None:
+                    self._emit_timed(k, kernel)
+                else:
+                    self.emit_kernel(kernel)
             for v in last_use.get(k, ()):
                 slot = self._slots.pop(v, None)
                 if slot is not None:
@@ -469,6 +479,16 @@ class FunctionLowering:
         if rule is None:
             raise NotImplementedError(f"the cpu backend has no lowering for primitive '{prim.name}'")
         rule(ctx, root, [self.operand(a) for a in root.inputs], [self.buffers[v] for v in root.outvars])
+
+    def _emit_timed(self, k: int, kernel: fusion.Kernel) -> None:
+        """Profiling builds: add the kernel's cycle count to slot ``k`` of a global array."""
+        clock = self.mb.intrinsic("llvm.readcyclecounter", I64, [])
+        table = self.mb.profile
+        t0 = self.b.call(clock, [])
+        self.emit_kernel(kernel)
+        slot = self.b.gep(self.b.bitcast(table, ir.PointerType(I64)), [i64(k)], source_etype=I64)
+        elapsed = self.b.sub(self.b.call(clock, []), t0)
+        self.b.store(self.b.add(self.b.load(slot, typ=I64), elapsed), slot)
 
     # -- threads -----------------------------------------------------------------------
 

@@ -73,11 +73,13 @@ def _verify_layout() -> bool:
 FULL_CHECK = _verify_layout()
 
 
-def module_text(fn: Function, prefix: str, donated: tuple[int, ...] = ()) -> tuple[str, str, int, list]:
+def module_text(
+    fn: Function, prefix: str, donated: tuple[int, ...] = (), profile: bool = False
+) -> tuple[str, str, int, list]:
     """The LLVM IR text of ``fn`` with its entry point:
     ``(text, entry name, workspace bytes, donation pairs)``."""
     mb = ModuleBuilder(prefix)
-    main, ws_size, pairs = mb.lower_main(fn, donated)
+    main, ws_size, pairs = mb.lower_main(fn, donated, profile)
     n_in = len(fn.constvars) + len(fn.invars)
     n_out = len(fn.outvars)
     i32 = ir.IntType(32)
@@ -221,6 +223,35 @@ def compile_function(fn: Function, donated: tuple[int, ...] = ()) -> Compiled:
     cache.put(directory, key, {"entry": entry, "ws_size": ws_size, "donation": pairs}, obj)
     addresses = engine.load(key, obj, [entry])
     return Compiled(fn, key, entry, addresses[entry], ws_size, False, pairs)
+
+
+def profile_kernels(fn: Function, args: list, repeat: int = 10) -> list[tuple[float, str]]:
+    """Run ``fn`` compiled with a cycle counter around every kernel; returns
+    ``(share of cycles, kernel description)`` sorted by cost. A development tool:
+    ``python -m lowering.llvm.profile`` prints it for the benchmark workloads."""
+    from lowering import fusion
+
+    key = _key(fn, ()) + "-profile"
+    prefix = _prefix(key)
+    text, entry, ws_size, _ = module_text(fn, prefix, (), profile=True)
+    obj = engine.emit_object(engine.optimize(text))
+    addresses = engine.load(key, obj, [entry])
+    compiled = Compiled(fn, key, entry, addresses[entry], ws_size, False)
+    from lowering.llvm.executable import Executable
+
+    exe = Executable(fn, compiled)
+    for _ in range(repeat):
+        exe(*args)
+    kernels = fusion.fuse(fn).kernels
+    with engine._lock:
+        address = engine._engine.get_global_value_address(f"{prefix}_profile")
+    counts = list((ctypes.c_int64 * max(1, len(kernels))).from_address(address))
+    total = max(1, sum(counts))
+    rows = []
+    for c, k in zip(counts, kernels, strict=False):
+        shapes = " ".join(v.aval.str_short() for v in k.root.outvars)
+        rows.append((c / total, f"{' '.join(e.primitive.name for e in k.eqns)} -> {shapes}"))
+    return sorted(rows, reverse=True)
 
 
 def nbytes(aval) -> int:
