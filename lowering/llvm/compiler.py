@@ -3,7 +3,9 @@
 The exported entry point takes the NumPy arrays themselves (``PyObject*``) — the
 constants, the inputs, then one preallocated array per output — and reads each data
 pointer straight from the array object, so a call costs one ctypes call.
-It allocates the workspace (``aligned_alloc``), runs the program, frees it.
+The workspace (intermediate buffers) is a byte array the caller passes last: executables
+keep a pool of them, so a call reuses memory whose pages are already mapped instead of
+faulting in fresh pages every call.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from llvmlite import ir
 from functrace.config import config
 from functrace.core.ir import Function
 from lowering.llvm import cache, engine, mathlib
-from lowering.llvm.codegen import I64, PTR, VOID, ModuleBuilder, i64
+from lowering.llvm.codegen import I64, PTR, ModuleBuilder, i64
 
 log = logging.getLogger("functrace.jit")
 
@@ -84,8 +86,9 @@ def module_text(
     n_out = len(fn.outvars)
     i32 = ir.IntType(32)
     i8 = ir.IntType(8)
-    entry = ir.Function(mb.module, ir.FunctionType(i32, [PTR] * (1 + n_in + n_out)), f"{prefix}_entry")
-    table, objects = entry.args[0], entry.args[1:]
+    n_ws = 1 if ws_size else 0
+    entry = ir.Function(mb.module, ir.FunctionType(i32, [PTR] * (1 + n_in + n_out + n_ws)), f"{prefix}_entry")
+    table, objects = entry.args[0], entry.args[1 : 1 + n_in + n_out]
     b = ir.IRBuilder(entry.append_basic_block("entry"))
     refuse = entry.append_basic_block("refuse")
 
@@ -127,11 +130,10 @@ def module_text(
         arr, pos = (ins, k) if k < n_in else (outs, k - n_in)
         b.store(data, b.gep(arr, [i64(pos)], source_etype=PTR))
     if ws_size:
-        alloc = mb.declare("aligned_alloc", PTR, [I64, I64])
-        free = mb.declare("free", VOID, [PTR])
-        ws = b.call(alloc, [i64(64), i64(-(-ws_size // 64) * 64)])
-        b.call(main, [ins, outs, ws])
-        b.call(free, [ws])
+        # The workspace: a uint8 array of ws_size + 64 bytes from the caller's pool, aligned here.
+        data = b.load(b.gep(entry.args[-1], [i64(DATA_OFFSET)], source_etype=ir.IntType(8)), typ=PTR)
+        aligned = b.and_(b.add(b.ptrtoint(data, I64), i64(63)), i64(-64))
+        b.call(main, [ins, outs, b.inttoptr(aligned, PTR)])
     else:
         b.call(main, [ins, outs, ir.Constant(PTR, None)])
     b.ret(ir.Constant(i32, 0))
@@ -184,7 +186,7 @@ class Compiled:
         self.entry = entry
         self.ws_size = ws_size
         self.from_cache = from_cache
-        n = len(fn.constvars) + len(fn.invars) + len(fn.outvars)
+        n = len(fn.constvars) + len(fn.invars) + len(fn.outvars) + (1 if ws_size else 0)
         self.cfunc = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, *[ctypes.py_object] * n)(address)
 
     def llvm_ir(self, optimized: bool = True) -> str:
@@ -205,6 +207,7 @@ def compile_function(fn: Function, donated: tuple[int, ...] = ()) -> Compiled:
     """Compile ``fn`` (or load it from the persistent cache)."""
     engine.blas()  # bind the runtime symbols before any code is loaded
     engine.libmvec_isa()
+    engine.tune_malloc()
     donated = tuple(sorted(set(donated)))
     key = _key(fn, donated)
     directory = config.jit_cache_dir

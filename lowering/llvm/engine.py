@@ -97,6 +97,23 @@ def blas() -> str | None:
 _keep: list = []
 
 
+@functools.cache
+def tune_malloc() -> bool:
+    """Raise glibc's mmap and trim thresholds (64 MiB / 128 MiB) so that arrays up to
+    64 MiB reuse freed heap memory instead of mapping fresh pages on every call: outputs
+    and workspaces are allocated per call, and first-touch page faults cost as much as the
+    computation of a memory-bound kernel (10M-element elementwise: 9.9 -> 7.5 ms here).
+    ``FUNCTRACE_MALLOC_TUNING=0`` keeps glibc's defaults. Returns whether it applied."""
+    if os.environ.get("FUNCTRACE_MALLOC_TUNING", "1") == "0":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(libc.mallopt(m_mmap_threshold, 64 << 20)) and bool(libc.mallopt(m_trim_threshold, 128 << 20))
+
+
 def versions() -> str:
     """What compiled code depends on, for cache keys."""
     from functrace import __version__

@@ -31,6 +31,10 @@ class Executable:
         self._float_out = any(d.kind == "f" for _, d in self._out)
         self._cfunc = compiled.cfunc
         self._donation = compiled.donation
+        # Workspaces not in use; a call takes one (or makes one) and gives it back, so
+        # concurrent calls never share one. list.pop/append are atomic under the GIL.
+        self._ws_size = compiled.ws_size + 64 if compiled.ws_size else 0
+        self._ws_pool: list[np.ndarray] = []
         self.fast = self._make_fast() if FULL_CHECK and not self._donation else None
 
     def __call__(self, *flat):
@@ -47,6 +51,17 @@ class Executable:
         """``fast(args)``: the outputs, or None when the compiled entry refuses the arguments
         (not ndarrays of the traced shapes and dtypes, not contiguous): no Python checks."""
         cfunc, table, consts, specs = self._cfunc, RUNTIME_TABLE, self._consts, self._out
+        if self._ws_size:
+            pool, size, empty, uint8 = self._ws_pool, self._ws_size, np.empty, np.uint8
+
+            def fast(args):
+                outs = [empty(shape, dtype) for shape, dtype in specs]
+                ws = pool.pop() if pool else empty(size, uint8)
+                rc = cfunc(table, *consts, *args, *outs, ws)
+                pool.append(ws)
+                return None if rc else outs
+
+            return fast
         if not consts and len(specs) == 1:
             ((shape, dtype),) = specs
 
@@ -70,7 +85,12 @@ class Executable:
             donor = args[k]
             if donor.flags.writeable and not any(j != k and np.may_share_memory(donor, a) for j, a in enumerate(args)):
                 outs[p] = donor  # computed in place: the donated array now holds this output
-        if self._cfunc(RUNTIME_TABLE, *self._consts, *args, *outs):
+        extra = []
+        if self._ws_size:
+            extra.append(self._ws_pool.pop() if self._ws_pool else np.empty(self._ws_size, np.uint8))
+        rc = self._cfunc(RUNTIME_TABLE, *self._consts, *args, *outs, *extra)
+        self._ws_pool.extend(extra)
+        if rc:
             if checked:
                 raise RuntimeError("compiled code refused contiguous arguments")
             return self(*args)
