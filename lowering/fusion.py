@@ -79,7 +79,7 @@ ELEMENTWISE = frozenset(
     ]
 )
 # Index remappings: each output element is one operand element (or a constant).
-INDEX_REMAP = frozenset(["broadcast_in_dim", "transpose", "squeeze", "expand_dims", "rev", "slice", "iota"])
+INDEX_REMAP = frozenset(["broadcast_in_dim", "transpose", "squeeze", "expand_dims", "rev", "slice", "iota", "pad"])
 REDUCTIONS = frozenset(["reduce_sum", "reduce_max", "reduce_min", "reduce_prod"])
 
 
@@ -135,6 +135,36 @@ class FusionPlan:
         self.producer = producer
 
 
+# Cheap producers may be computed again in each consumer kernel rather than stored once:
+# a few integer/float operations per element cost less than writing and reading an array.
+CHEAP = frozenset(
+    [
+        "add",
+        "sub",
+        "mul",
+        "neg",
+        "max",
+        "min",
+        "select",
+        "eq",
+        "ne",
+        "lt",
+        "le",
+        "gt",
+        "ge",
+        "and",
+        "or",
+        "not",
+        "xor",
+        "abs",
+        "sign",
+        "convert_element_type",
+        "stop_gradient",
+    ]
+) | INDEX_REMAP - {"pad"}
+MAX_DUPLICATES = 4
+
+
 def fuse(fn: Function, enabled: bool = True) -> FusionPlan:
     """Group ``fn``'s equations into kernels (see the module docstring)."""
     producer = {v: e for e in fn.eqns for v in e.outvars}
@@ -144,35 +174,37 @@ def fuse(fn: Function, enabled: bool = True) -> FusionPlan:
             if isinstance(a, Var):
                 uses.setdefault(a, []).append((e, i))
     outputs = {v for v in fn.outvars if isinstance(v, Var)}
-    kernel_of: dict[int, Kernel] = {}
+    kernels_of: dict[int, list[Kernel]] = {}  # an equation's kernels (several when duplicated)
     fused: set[Var] = set()
     roots: list[Kernel] = []
     for eqn in reversed(fn.eqns):
-        target = _fusion_target(eqn, uses, outputs, kernel_of) if enabled else None
-        if target is None:
-            target = Kernel(eqn)
-            roots.append(target)
+        targets = _fusion_targets(eqn, uses, outputs, kernels_of) if enabled else None
+        if not targets:
+            targets = [Kernel(eqn)]
+            roots.append(targets[0])
         else:
-            target.eqns.insert(0, eqn)
+            for target in targets:
+                target.eqns.insert(0, eqn)
             fused.add(eqn.outvars[0])
-        kernel_of[id(eqn)] = target
+        kernels_of[id(eqn)] = targets
     roots.reverse()
     return FusionPlan(roots, fused, producer)
 
 
-def _fusion_target(eqn: Eqn, uses: dict, outputs: set, kernel_of: dict) -> Kernel | None:
+def _fusion_targets(eqn: Eqn, uses: dict, outputs: set, kernels_of: dict) -> list[Kernel] | None:
+    """The kernels to compute ``eqn`` in: its consumers' kernel, or (cheap producers) each of
+    its consumers' kernels; None when it must be stored."""
     if not is_fusible_producer(eqn):
         return None
     (out,) = eqn.outvars
     if out in outputs or out not in uses:
         return None
-    kernels = {id(kernel_of[id(user)]) for user, _ in uses[out]}
-    if len(kernels) != 1:
-        return None
-    kernel = kernel_of[id(uses[out][0][0])]
     if any(slot not in fusible_operands(user) for user, slot in uses[out]):
         return None
-    size = math.prod(out.aval.shape)
-    if size != kernel.size and size != 1:
+    kernels = list({id(k): k for user, _ in uses[out] for k in kernels_of[id(user)]}.values())
+    if len(kernels) > 1 and (eqn.primitive.name not in CHEAP or len(kernels) > MAX_DUPLICATES):
         return None
-    return kernel
+    size = math.prod(out.aval.shape)
+    if any(size != k.size and size != 1 for k in kernels):
+        return None
+    return kernels

@@ -258,3 +258,36 @@ def test_large_kernels_split_across_threads_give_the_same_results():
         np.testing.assert_allclose(a, e, rtol=2e-6, atol=2e-6)
     text = cpu(f).lower(x, b).as_llvm()
     assert ("pthread_create" in text) == (runtime.NUM_THREADS > 1)
+
+
+def test_cheap_producer_is_recomputed_in_each_consumer_instead_of_stored():
+    x, b = sample(np.float32, (64, 32)), sample(np.float32, (32,))
+
+    def f(v, w):
+        n = v + w  # used by two kernels: recomputed in both, never stored
+        return fnp.exp(n) * 2.0, fnp.where(n > 0, n, 0.0).sum(axis=0)
+
+    plan = fusion.fuse(ft.make_ir(f)(x, b))
+    assert not any(k.root.primitive.name == "add" for k in plan.kernels)
+    expected, actual = eager_and_compiled(f, x, b)
+    for a, e in zip(actual, expected, strict=True):
+        np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)
+
+
+def test_pad_fuses_into_its_consumer():
+    parts = [sample(np.float32, (8, 4)) for _ in range(4)]
+
+    def f(a, b, c, d):
+        # The transpose of a split: pads summed, as reverse mode makes them.
+        cfg = lambda k: ((0, 0, 0), (4 * k, 12 - 4 * k, 0))  # noqa: E731
+        return sum(lax.pad(p, np.float32(0), cfg(k)) for k, p in enumerate((a, b, c, d))) * 2.0
+
+    plan = fusion.fuse(ft.make_ir(f)(*parts))
+    assert len(plan.kernels) == 1
+    expected, actual = eager_and_compiled(f, *parts)
+    assert_same(actual, expected)
+    # Interior padding and cropping, fused with an elementwise consumer.
+    x = sample(np.float32, (5, 6))
+    g = lambda v: lax.pad(v, np.float32(-1), ((1, -2, 1), (-1, 3, 2))) + 1.0  # noqa: E731
+    expected, actual = eager_and_compiled(g, x)
+    assert_same(actual, expected)

@@ -467,7 +467,8 @@ class FunctionLowering:
         prim = root.primitive
         ctx = KernelContext(self, kernel)
         ctx.outer = outer
-        if prim in registry.scalar_rules or prim in registry.index_rules:
+        standalone_kernel = len(kernel.eqns) == 1 and prim in registry.kernel_rules  # e.g. pad: block copies
+        if (prim in registry.scalar_rules or prim in registry.index_rules) and not standalone_kernel:
             (out,) = root.outvars
             buf = self.buffers[out]
             shape = (math.prod(out.aval.shape),) if kernel.is_elementwise else out.aval.shape
@@ -498,7 +499,9 @@ class FunctionLowering:
             return None
         root = kernel.root
         prim = root.primitive
-        if prim in registry.scalar_rules or prim in registry.index_rules:
+        if (prim in registry.scalar_rules or prim in registry.index_rules) and not (
+            len(kernel.eqns) == 1 and prim in registry.kernel_rules
+        ):
             shape = (kernel.size,) if kernel.is_elementwise else root.outvars[0].aval.shape
         elif prim.name in fusion.REDUCTIONS:
             x = root.inputs[0]

@@ -78,6 +78,35 @@ def _iota(ctx, eqn, idx):
     return ctx.b.sitofp(i, value_type(dtype))
 
 
+@index_rule("pad")
+def _pad(ctx, eqn, idx):
+    """Inside the operand's image (``lo + k * (interior + 1)``) its element, else the
+    padding value; the operand is read at a clamped index, so never out of bounds."""
+    x, value = eqn.inputs
+    b = ctx.b
+    pad_value = ctx.value_at(value, ())
+    if 0 in x.aval.shape:
+        return pad_value
+    inside = None
+    operand_idx = []
+    for i, (lo, _, interior), n in zip(idx, eqn.params["padding_config"], x.aval.shape, strict=True):
+        j = b.sub(i, i64(lo)) if lo else i
+        step = interior + 1
+        if step > 1:
+            k = b.sdiv(j, i64(step))
+            ok = b.and_(b.icmp_signed(">=", j, i64(0)), b.icmp_signed("==", b.srem(j, i64(step)), i64(0)))
+        else:
+            k = j
+            ok = b.icmp_signed(">=", j, i64(0))
+        ok = b.and_(ok, b.icmp_signed("<", k, i64(n)))
+        inside = ok if inside is None else b.and_(inside, ok)
+        k = b.select(b.icmp_signed("<", k, i64(0)), i64(0), k)
+        operand_idx.append(b.select(b.icmp_signed(">", k, i64(n - 1)), i64(n - 1), k))
+    if inside is None:  # rank 0
+        return ctx.value_at(x, ())
+    return b.select(inside, ctx.value_at(x, operand_idx), pad_value)
+
+
 alias_primitives.add("reshape")
 
 
