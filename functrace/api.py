@@ -265,8 +265,7 @@ class JittedFunction:
                             key, list(self._cache), fn.arg_names or [f"arg{i}" for i in range(len(flat))]
                         )
                         _log.warning("jit: compiling %s for %s: %s", name, self._backend, reason)
-                    fn = simplify(fn)
-                    fn.typecheck()
+                    fn = simplify(fn)  # the staged IR was type-checked; the passes keep it well typed
                     entry = _CacheEntry(fn, get_backend(self._backend)(fn, self._donated_leaves(args, static)))
                     self._cache[key] = entry
         if not static and not self._donate_argnums and all(type(a) is np.ndarray for a in args):
@@ -374,8 +373,7 @@ def jit(
             backend=backend,
             donate_argnums=donate_argnums,
         )
-    if backend is not None:
-        get_backend(backend)  # fail early on an unknown or unavailable backend
+    get_backend(backend or DEFAULT_BACKEND)  # load it now (and fail early if unknown or unavailable)
     nums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
     names = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
     donate = (donate_argnums,) if isinstance(donate_argnums, int) else tuple(donate_argnums)

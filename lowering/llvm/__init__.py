@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from functrace.api import register_backend
 from functrace.core.ir import Function
-from lowering.llvm import rules  # noqa: F401  (fills the lowering tables)
+from lowering.llvm import engine, rules  # noqa: F401  (rules fill the lowering tables)
 from lowering.llvm.compiler import compile_function
 from lowering.llvm.executable import Executable
 
@@ -19,4 +19,5 @@ def compile_cpu(fn: Function, donated: tuple[int, ...] = ()) -> Executable:
     return Executable(fn, compile_function(fn, donated))
 
 
+engine.initialize()
 register_backend("cpu", compile_cpu)

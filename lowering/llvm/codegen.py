@@ -278,6 +278,8 @@ class ModuleBuilder:
         """Lower the top-level function; also the donation pairs it allows."""
         lowering = FunctionLowering(self, fn, self.unique("main"))
         lowering.is_main = True
+        if runtime.uses_blas(fn):
+            lowering.parallel_min = runtime.PARALLEL_MIN_ELEMENTS_WITH_BLAS
         if profile:
             table_type = ir.ArrayType(I64, max(1, len(lowering.plan.kernels)))
             self.profile = ir.GlobalVariable(self.module, table_type, f"{self.prefix}_profile")
@@ -307,6 +309,7 @@ class FunctionLowering:
         self._slot_users: dict[int, int] = {}  # slot offset -> vars alive in it
         self._aliased: set[Var] = set()
         self.is_main = False
+        self.parallel_min = runtime.PARALLEL_MIN_ELEMENTS
 
     # -- allocation --------------------------------------------------------------------
 
@@ -495,7 +498,7 @@ class FunctionLowering:
 
     def _parallel_extent(self, kernel: fusion.Kernel) -> int | None:
         """The outer loop's extent when the kernel is worth splitting across threads."""
-        if not self.is_main or runtime.NUM_THREADS < 2 or kernel.size < runtime.PARALLEL_MIN_ELEMENTS:
+        if not self.is_main or runtime.NUM_THREADS < 2 or kernel.size < self.parallel_min:
             return None
         root = kernel.root
         prim = root.primitive

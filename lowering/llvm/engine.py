@@ -114,6 +114,7 @@ def tune_malloc() -> bool:
     return bool(libc.mallopt(m_mmap_threshold, 64 << 20)) and bool(libc.mallopt(m_trim_threshold, 128 << 20))
 
 
+@functools.cache
 def versions() -> str:
     """What compiled code depends on, for cache keys."""
     from functrace import __version__
@@ -155,6 +156,27 @@ _engine: llvm.ExecutionEngine | None = None
 _loaded: dict[str, dict[str, int]] = {}
 
 
+def _create_engine() -> None:
+    global _engine
+    with _lock:
+        if _engine is None:
+            empty = llvm.parse_assembly("")
+            empty.triple = target_machine().triple
+            _engine = llvm.create_mcjit_compiler(empty, target_machine())
+
+
+def initialize() -> None:
+    """Start the backend's runtime (LLVM's target, the JIT engine, the runtime symbols)
+    once, when the backend loads, so that the first compile does not pay for it."""
+    target_machine()
+    cpu_features()
+    libmvec_isa()
+    blas()
+    tune_malloc()
+    versions()
+    _create_engine()
+
+
 def load(key: str, obj: bytes, names: list[str]) -> dict[str, int]:
     """Load object code into the process's JIT once per key; the addresses of ``names``."""
     global _engine
@@ -163,9 +185,7 @@ def load(key: str, obj: bytes, names: list[str]) -> dict[str, int]:
         if hit is not None:
             return hit
         if _engine is None:
-            empty = llvm.parse_assembly("")
-            empty.triple = target_machine().triple
-            _engine = llvm.create_mcjit_compiler(empty, target_machine())
+            _create_engine()
         _engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
         _engine.finalize_object()
         addresses = {n: _engine.get_function_address(n) for n in names}
