@@ -43,6 +43,8 @@ F64 = ir.DoubleType()
 PTR = ir.PointerType()
 VOID = ir.VoidType()
 ALIGN = 64
+TINY_KERNEL = 512  # elements; smaller kernels' loops stay scalar
+NOVEC_MARKER = "functrace.novec"
 
 _MEMORY_TYPES = {
     "float32": F32,
@@ -117,7 +119,10 @@ def for_range(b: ir.IRBuilder, count: ir.Value | int, name: str = "i", start: ir
     yield i
     nxt = b.add(i, i64(1), name=f"{name}.next", flags=("nuw", "nsw"))
     i.add_incoming(nxt, b.block)
-    b.branch(cond)
+    latch = b.branch(cond)
+    marker = getattr(b, "novec_marker", None)
+    if marker is not None:
+        latch.set_metadata("llvm.loop", marker)  # a tiny kernel: not worth vectorizing
     b.position_at_end(end)
 
 
@@ -247,7 +252,15 @@ class ModuleBuilder:
         self._keepalive: list[Function] = []
         self.declared: dict[str, ir.Function] = {}
         self.math_functions: set[str] = set()
+        self._novec: ir.MDValue | None = None
         self.profile: ir.GlobalVariable | None = None  # per-kernel cycle counters (profiling builds)
+
+    def novec_marker(self) -> ir.MDValue:
+        """The loop metadata that turns vectorization off (made self-referential and
+        distinct when the module text is finished: ``lowering.llvm.mathlib.annotate``)."""
+        if self._novec is None:
+            self._novec = self.module.add_metadata([ir.MetaDataString(self.module, NOVEC_MARKER)])
+        return self._novec
 
     def unique(self, name: str) -> str:
         n = self._names.get(name, 0)
@@ -466,6 +479,14 @@ class FunctionLowering:
         self._emit_kernel(kernel)
 
     def _emit_kernel(self, kernel: fusion.Kernel, outer: tuple[ir.Value, ir.Value] | None = None) -> None:
+        # Loops of tiny kernels are not vectorized: it costs compile time and gains nothing.
+        self.b.novec_marker = self.mb.novec_marker() if 0 < kernel.size < TINY_KERNEL else None
+        try:
+            self._emit_kernel_body(kernel, outer)
+        finally:
+            self.b.novec_marker = None
+
+    def _emit_kernel_body(self, kernel: fusion.Kernel, outer: tuple[ir.Value, ir.Value] | None = None) -> None:
         root = kernel.root
         prim = root.primitive
         ctx = KernelContext(self, kernel)

@@ -106,18 +106,32 @@ def module_text(
     mask = ir.Constant(i32, _C_CONTIGUOUS_ALIGNED)
     in_avals = [v.aval for v in [*fn.constvars, *fn.invars]]
     ndarray_type = b.load(table, typ=PTR)
-    for obj, aval in zip(objects[:n_in], in_avals, strict=True):
+    inputs = list(zip(objects[:n_in], in_avals, strict=True))
+
+    def all_of(conds):
+        ok = ir.Constant(ir.IntType(1), 1)
+        for c in conds:
+            ok = b.and_(ok, c)
+        return ok
+
+    # Three rounds, each one branch: a field is read only once the object is known to have it.
+    if FULL_CHECK:
+        require(all_of(b.icmp_unsigned("==", field(obj, 8, PTR), ndarray_type) for obj, _ in inputs))
+    conds = []
+    for obj, aval in inputs:
         if FULL_CHECK:
-            require(b.icmp_unsigned("==", field(obj, 8, PTR), ndarray_type))
             descr = b.load(b.gep(table, [i64(1 + RUNTIME_DTYPES.index(aval.dtype.name))], source_etype=PTR), typ=PTR)
-            require(b.icmp_unsigned("==", field(obj, DESCR_OFFSET, PTR), descr))
-            require(b.icmp_signed("==", field(obj, ND_OFFSET, i32), ir.Constant(i32, len(aval.shape))))
+            conds.append(b.icmp_unsigned("==", field(obj, DESCR_OFFSET, PTR), descr))
+            conds.append(b.icmp_signed("==", field(obj, ND_OFFSET, i32), ir.Constant(i32, len(aval.shape))))
+        conds.append(b.icmp_unsigned("==", b.and_(field(obj, FLAGS_OFFSET, i32), mask), mask))
+    require(all_of(conds))
+    if FULL_CHECK:
+        conds = []
+        for obj, aval in inputs:
             dims = field(obj, DIMS_OFFSET, PTR)
             for d, size in enumerate(aval.shape):
-                dim = b.load(b.gep(dims, [i64(d)], source_etype=I64), typ=I64)
-                require(b.icmp_signed("==", dim, i64(size)))
-        flags = field(obj, FLAGS_OFFSET, i32)
-        require(b.icmp_unsigned("==", b.and_(flags, mask), mask))
+                conds.append(b.icmp_signed("==", b.load(b.gep(dims, [i64(d)], source_etype=I64), typ=I64), i64(size)))
+        require(all_of(conds))
     run = entry.append_basic_block("run")
     b.branch(run)
     b.position_at_end(refuse)

@@ -44,9 +44,21 @@ def _variants(symbol: str, isa: Sequence[str]) -> list[tuple[str, int, str]]:
     return out
 
 
+def _novec(text: str) -> str:
+    """Make the ``functrace.novec`` marker node a loop ID: distinct, self-referential, with
+    ``llvm.loop.vectorize.enable`` false."""
+    match = re.search(r'^(![0-9]+) = !\{ ?!"functrace\.novec" ?\}$', text, flags=re.MULTILINE)
+    if match is None:
+        return text
+    node = match.group(1)
+    loop_id = f'{node} = distinct !{{{node}, !{{!"llvm.loop.vectorize.enable", i1 false}}}}'
+    return text[: match.start()] + loop_id + text[match.end() :]
+
+
 def annotate(text: str, symbols: Sequence[str], isa: Sequence[str]) -> str:
     """Give the math declarations in module text their purity and SIMD-variant attributes,
     and every defined function a 512-bit preferred vector width when AVX-512 is used."""
+    text = _novec(text)
     extra: list[str] = []
     used: list[str] = []
     for k, symbol in enumerate(sorted(symbols)):
