@@ -547,39 +547,72 @@ class FunctionLowering:
     def _emit_parallel(self, kernel: fusion.Kernel, extent: int) -> None:
         """Outline the kernel into ``void k(ins, outs, ws, start, end)`` and run its outer
         loop's range in chunks on ``runtime.NUM_THREADS`` threads."""
-        mod = self.mb.module
-        kfn = ir.Function(mod, ir.FunctionType(VOID, [PTR, PTR, PTR, I64, I64]), self.mb.unique("kernel"))
+        kfn = ir.Function(self.mb.module, ir.FunctionType(VOID, [PTR, PTR, PTR, I64, I64]), self.mb.unique("kernel"))
         kfn.linkage = "internal"
         kfn.attributes.add("nounwind")
-        saved = (self.b, self.entry, self.buffers)
-        self.entry = kfn.append_basic_block("entry")
-        self.b = b = ir.IRBuilder(kfn.append_basic_block("body"))
-        ins, outs, ws, start, end = kfn.args
-        rebuilt: dict[Var, Buffer] = {}
-        for v, buf in saved[2].items():
-            if buf.origin is None:
-                continue
-            kind, k = buf.origin
-            if kind == "ws":
-                ptr = b.gep(ws, [i64(k)], inbounds=True, source_etype=I8)
-            else:
-                ptr = b.load(b.gep(ins if kind == "in" else outs, [i64(k)], source_etype=PTR), typ=PTR)
-            rebuilt[v] = Buffer(ptr, buf.aval, buf.origin)
-        self.buffers = rebuilt
-        try:
-            self._emit_kernel(kernel, outer=(start, end))
-            b.ret_void()
-            with b.goto_block(self.entry):
-                b.branch(kfn.blocks[1])
-        finally:
-            self.b, self.entry, self.buffers = saved
+        with self._outlined(kfn):
+            self._emit_kernel(kernel, outer=(kfn.args[3], kfn.args[4]))
         runtime.parallel_for(self, kfn, extent)
+
+    @contextmanager
+    def _outlined(self, kfn: ir.Function) -> Iterator[None]:
+        """Emit into ``kfn`` (whose first arguments are ``ins, outs, ws``): buffers are
+        derived again from their origins, in its entry block, when first used."""
+        saved = (self.llfn, self.b, self.entry, self.buffers)
+        self.llfn = kfn
+        self.entry = kfn.append_basic_block("entry")
+        self.b = ir.IRBuilder(kfn.append_basic_block("body"))
+        self.buffers = _Rederived(saved[3], self)
+        try:
+            yield
+            self.b.ret_void()
+            with self.b.goto_block(self.entry):
+                self.b.branch(kfn.blocks[1])
+        finally:
+            self.llfn, self.b, self.entry, self.buffers = saved
 
     def operand(self, a: Var | Literal) -> Buffer | Literal | None:
         """The buffer of a materialized operand, the literal itself, or None when fused."""
         if isinstance(a, Literal):
             return a
         return self.buffers.get(a)
+
+
+class _Rederived(dict):
+    """The buffers of an outlined function: each derived from its origin on first use."""
+
+    def __init__(self, base: dict[Var, Buffer], fl: FunctionLowering):
+        super().__init__()
+        self.base = base
+        self.fl = fl
+
+    def _derive(self, v: Var) -> Buffer:
+        buf = self.base[v]
+        if buf.origin is None:
+            raise KeyError(v)
+        fl = self.fl
+        ins, outs, ws = fl.llfn.args[:3]
+        kind, k = buf.origin
+        with fl.b.goto_block(fl.entry):
+            if kind == "ws":
+                ptr = fl.b.gep(ws, [i64(k)], inbounds=True, source_etype=I8)
+            else:
+                ptr = fl.b.load(fl.b.gep(ins if kind == "in" else outs, [i64(k)], source_etype=PTR), typ=PTR)
+        derived = Buffer(ptr, buf.aval, buf.origin)
+        dict.__setitem__(self, v, derived)
+        return derived
+
+    def __getitem__(self, v: Var) -> Buffer:
+        return dict.__getitem__(self, v) if dict.__contains__(self, v) else self._derive(v)
+
+    def get(self, v: Var, default=None):
+        try:
+            return self[v]
+        except KeyError:
+            return default
+
+    def __contains__(self, v: object) -> bool:
+        return dict.__contains__(self, v) or v in self.base
 
 
 class KernelContext:
