@@ -14,6 +14,7 @@ import numpy as np
 
 from functrace import tree_util
 from functrace.config import config as _config
+from functrace.control_flow.scan_passes import hoist_accumulations
 from functrace.core.abstract import ShapedArray
 from functrace.core.eval import eval_ir
 from functrace.core.ir import Function
@@ -265,7 +266,8 @@ class JittedFunction:
                             key, list(self._cache), fn.arg_names or [f"arg{i}" for i in range(len(flat))]
                         )
                         _log.warning("jit: compiling %s for %s: %s", name, self._backend, reason)
-                    fn = simplify(fn)  # the staged IR was type-checked; the passes keep it well typed
+                    # The staged IR was type-checked; the passes keep it well typed.
+                    fn = simplify(hoist_accumulations(simplify(fn)))
                     entry = _CacheEntry(fn, get_backend(self._backend)(fn, self._donated_leaves(args, static)))
                     self._cache[key] = entry
         if not static and not self._donate_argnums and all(type(a) is np.ndarray for a in args):

@@ -479,3 +479,33 @@ def test_weak_init_takes_the_carry_dtype():
 def test_bad_xs_and_length(xs, length, message):
     with pytest.raises(ValueError, match=message):
         scan(lambda c, x: (c, None), 0.0, xs, length=length)
+
+
+def test_jit_hoists_accumulating_carries_out_of_the_loop():
+    from functrace.control_flow.scan_passes import hoist_accumulations
+
+    rng = np.random.default_rng(3)
+    w = rng.normal(size=(4, 4)) * 0.5
+    xs = rng.normal(size=(6, 3, 4))
+
+    def loss(w, xs):
+        def cell(h, x):
+            h = fnp.tanh(x + h @ w)
+            return h, h.sum()
+
+        h, ys = ft.lax.scan(cell, fnp.zeros((3, 4)), xs)
+        return (h**2).sum() + ys.sum()
+
+    grad = ft.grad(loss)
+    fn = hoist_accumulations(ft.make_ir(grad)(w, xs))
+    scans = [e for e in fn.eqns if e.primitive.name == "scan"]
+    backward = scans[-1]
+    assert backward.params["num_carry"] == 1  # the w accumulator left the reverse loop
+    fn.typecheck()
+    expected = grad(w, xs)
+    np.testing.assert_allclose(fn.eval(w, xs), expected, rtol=1e-10)
+    np.testing.assert_allclose(ft.jit(grad)(w, xs), expected, rtol=1e-10)
+    np.testing.assert_allclose(ft.jit(grad, backend="interpret")(w, xs), expected, rtol=1e-10)
+    # Length 0: the hoisted product is over no steps.
+    empty = np.zeros((0, 3, 4))
+    np.testing.assert_allclose(ft.jit(grad)(w, empty), grad(w, empty))
