@@ -95,29 +95,67 @@ def _reduce_window_lower(ctx, eqn, ins, outs):
         with for_range(b, out.aval.size, "w") as i:
             out.store(b, pad, i)
         return
-    acc_slot = ctx.fl.alloca(value_type(dtype))
     window = p["window_dimensions"]
+    nd = len(window)
+    # Trailing dims that the window does not touch (size 1, stride 1, no padding or
+    # dilation: channels, in pooling) go innermost, so the tap loops sit outside a
+    # contiguous, vectorizable loop that accumulates straight into the output.
+    inner = 0
+    while inner < nd and _untouched(p, nd - 1 - inner):
+        inner += 1
+    outer = nd - inner
+    out_outer, out_inner = out.aval.shape[:outer], out.aval.shape[outer:]
+
+    def tap(oidx, tidx):
+        idx, valid = [], None
+        for d, (y, t) in enumerate(zip(oidx, tidx, strict=True)):
+            i, ok = window_position(
+                b,
+                y,
+                t,
+                size=x.aval.shape[d],
+                stride=p["window_strides"][d],
+                lo=p["padding"][d][0],
+                base_dilation=p["base_dilation"][d],
+                window_dilation=p["window_dilation"][d],
+                out_size=out.aval.shape[d],
+                window_size=window[d],
+            )
+            idx.append(i)
+            valid = ok if valid is None else (valid if ok is None else b.and_(valid, ok))
+        return idx, valid
+
+    if inner:
+        with loop_nest(b, out_outer, "o") as oidx:
+            with loop_nest(b, out_inner, "c") as cidx:
+                out.store_at(b, pad, [*oidx, *cidx])
+            with loop_nest(b, window[:outer], "t") as tidx:
+                idx, valid = tap(oidx, tidx)
+                with loop_nest(b, out_inner, "c") as cidx:
+                    v = x.load_at(b, [*idx, *cidx])
+                    if valid is not None:
+                        v = b.select(valid, v, pad)
+                    acc = out.load_at(b, [*oidx, *cidx])
+                    out.store_at(b, _combine(b, name, dtype, acc, v), [*oidx, *cidx])
+        return
+    acc_slot = ctx.fl.alloca(value_type(dtype))
     with loop_nest(b, out.aval.shape, "o") as oidx:
         b.store(pad, acc_slot)
         with loop_nest(b, window, "t") as tidx:
-            idx, valid = [], None
-            for d, (y, t) in enumerate(zip(oidx, tidx, strict=True)):
-                i, ok = window_position(
-                    b,
-                    y,
-                    t,
-                    size=x.aval.shape[d],
-                    stride=p["window_strides"][d],
-                    lo=p["padding"][d][0],
-                    base_dilation=p["base_dilation"][d],
-                    window_dilation=p["window_dilation"][d],
-                    out_size=out.aval.shape[d],
-                    window_size=window[d],
-                )
-                idx.append(i)
-                valid = ok if valid is None else (valid if ok is None else b.and_(valid, ok))
+            idx, valid = tap(oidx, tidx)
             v = x.load_at(b, idx)
             if valid is not None:
                 v = b.select(valid, v, pad)
             b.store(_combine(b, name, dtype, b.load(acc_slot), v), acc_slot)
         out.store_at(b, b.load(acc_slot), oidx)
+
+
+def _untouched(p: dict, d: int) -> bool:
+    """Dim ``d`` of the output equals the operand's: the window does not reach across it."""
+    return (
+        p["window_dimensions"][d] == 1
+        and p["window_strides"][d] == 1
+        and tuple(p["padding"][d]) == (0, 0)
+        and p["base_dilation"][d] == 1
+        and p["window_dilation"][d] == 1
+    )
