@@ -83,9 +83,17 @@ INDEX_REMAP = frozenset(["broadcast_in_dim", "transpose", "squeeze", "expand_dim
 REDUCTIONS = frozenset(["reduce_sum", "reduce_max", "reduce_min", "reduce_prod"])
 
 
+def _pads_innermost(eqn: Eqn) -> bool:
+    """A ``pad`` of the last axis: fused, its clamped loads would keep the innermost loop
+    from vectorizing; alone it is a few block copies."""
+    return eqn.primitive.name == "pad" and tuple(eqn.params["padding_config"][-1]) != (0, 0, 0)
+
+
 def fusible_operands(eqn: Eqn) -> Sequence[int]:
     """Operand positions that the equation's kernel reads element by element."""
     name = eqn.primitive.name
+    if _pads_innermost(eqn):
+        return ()
     if name in ELEMENTWISE or name in INDEX_REMAP:
         return range(len(eqn.inputs))
     if name in REDUCTIONS:
@@ -95,7 +103,7 @@ def fusible_operands(eqn: Eqn) -> Sequence[int]:
 
 def is_fusible_producer(eqn: Eqn) -> bool:
     name = eqn.primitive.name
-    return (name in ELEMENTWISE or name in INDEX_REMAP) and len(eqn.outvars) == 1
+    return (name in ELEMENTWISE or name in INDEX_REMAP) and len(eqn.outvars) == 1 and not _pads_innermost(eqn)
 
 
 def loop_size(eqn: Eqn) -> int:

@@ -275,16 +275,25 @@ def test_cheap_producer_is_recomputed_in_each_consumer_instead_of_stored():
 
 
 def test_pad_fuses_into_its_consumer():
-    parts = [sample(np.float32, (8, 4)) for _ in range(4)]
+    parts = [sample(np.float32, (4, 8)) for _ in range(4)]
 
     def f(a, b, c, d):
         # The transpose of a split: pads summed, as reverse mode makes them.
-        cfg = lambda k: ((0, 0, 0), (4 * k, 12 - 4 * k, 0))  # noqa: E731
+        cfg = lambda k: ((4 * k, 12 - 4 * k, 0), (0, 0, 0))  # noqa: E731
         return sum(lax.pad(p, np.float32(0), cfg(k)) for k, p in enumerate((a, b, c, d))) * 2.0
 
     plan = fusion.fuse(ft.make_ir(f)(*parts))
     assert len(plan.kernels) == 1
     expected, actual = eager_and_compiled(f, *parts)
+    assert_same(actual, expected)
+
+    # Padding the last axis stays a block copy of its own (fused, it would not vectorize).
+    def g(a, b):
+        return lax.pad(a, np.float32(0), ((0, 0, 0), (0, 8, 0))) + lax.pad(b, np.float32(0), ((0, 0, 0), (8, 0, 0)))
+
+    plan = fusion.fuse(ft.make_ir(g)(parts[0], parts[1]))
+    assert [k.root.primitive.name for k in plan.kernels] == ["pad", "pad", "add"]
+    expected, actual = eager_and_compiled(g, parts[0], parts[1])
     assert_same(actual, expected)
     # Interior padding and cropping, fused with an elementwise consumer.
     x = sample(np.float32, (5, 6))
