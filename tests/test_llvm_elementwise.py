@@ -48,24 +48,62 @@ def eager_and_compiled(f, *args):
         return f(*args), cpu(f)(*args)
 
 
-# Math functions: libmvec is within 4 ULP; allow a few ULP of the result.
-MATH = ("exp", "log", "log1p", "expm1", "tanh", "sin", "cos", "erf", "logistic", "sqrt", "rsqrt")
+# Math functions against a reference computed in wider precision (float64 for float32,
+# long double for float64) and rounded: the error bound in ULP of each (docs/jit.md).
+# libmvec documents at most 4 ULP; sqrt is IEEE (the 1 allows the reference's double rounding).
+ULP_BOUNDS = {
+    "exp": 4, "log": 4, "log1p": 4, "expm1": 4, "tanh": 4, "sin": 4, "cos": 4, "erf": 4,
+    "logistic": 4, "sqrt": 1, "rsqrt": 2,
+}  # fmt: skip
 EXACT_FLOAT_UNARY = ("neg", "abs", "sign", "floor", "ceil", "round", "is_finite")
 
 
+def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """How many representable floats lie between ``a`` and ``b``."""
+    ints = np.int32 if a.dtype == np.float32 else np.int64
+    low = np.iinfo(ints).min
+
+    def ordered(x):
+        bits = x.view(ints).astype(np.int64)
+        return np.where(bits < 0, low - bits, bits)
+
+    return np.abs(ordered(a) - ordered(b))
+
+
+def _math_reference(name: str, x: np.ndarray) -> np.ndarray:
+    import math
+
+    wide = x.astype(np.float64 if x.dtype == np.float32 else np.longdouble)
+    functions = {
+        "logistic": lambda v: 1 / (1 + np.exp(-v)),
+        "rsqrt": lambda v: 1 / np.sqrt(v),
+        "erf": lambda v: np.vectorize(math.erf)(v.astype(np.float64)),
+    }
+    function = functions[name] if name in functions else getattr(np, name)
+    return np.asarray(function(wide)).astype(x.dtype)
+
+
 @pytest.mark.parametrize("dtype", FLOATS)
-@pytest.mark.parametrize("name", MATH)
-def test_math_functions_within_ulps(name, dtype):
-    x = sample(dtype, (257,))
+@pytest.mark.parametrize("name", sorted(ULP_BOUNDS))
+def test_math_functions_within_ulp_bounds(name, dtype):
+    x = np.concatenate([RNG.uniform(-1, 1, 4000), RNG.uniform(-10, 10, 4000), RNG.uniform(-80, 80, 1000)])
+    x = x.astype(dtype)
     if name in ("log", "sqrt", "rsqrt"):
-        x = np.abs(x)
+        x = np.abs(x) + np.finfo(dtype).tiny
     if name == "log1p":
         x = np.abs(x) - 0.5
-    fn = getattr(lax, name)
-    expected, actual = eager_and_compiled(fn, x)
-    eps = np.finfo(dtype).eps
-    np.testing.assert_allclose(actual, expected, rtol=8 * eps, atol=8 * eps, equal_nan=True)
-    assert actual.dtype == expected.dtype
+    actual = cpu(getattr(lax, name))(x)
+    with np.errstate(all="ignore"):
+        expected = _math_reference(name, x)
+    assert actual.dtype == dtype
+    np.testing.assert_array_equal(np.isfinite(actual), np.isfinite(expected))
+    finite = np.isfinite(expected)
+    assert ulp_distance(actual[finite], expected[finite]).max() <= ULP_BOUNDS[name]
+    # Special values as NumPy: NaN in, NaN out; infinities where the function has a limit.
+    special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0], dtype)
+    if name not in ("log", "log1p", "sqrt", "rsqrt"):
+        with np.errstate(all="ignore"):
+            np.testing.assert_allclose(cpu(getattr(lax, name))(special), getattr(lax, name)(special), equal_nan=True)
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
