@@ -112,7 +112,13 @@ def register_backend(name: str, compile_fn: Callable[..., Callable[..., list]]) 
 
 
 def _interpret(fn: Function, donated: tuple[int, ...] = ()) -> Callable[..., list]:
-    return lambda *flat: eval_ir(fn, flat)
+    dtypes = [v.aval.dtype for v in fn.invars]
+
+    def run(*flat: Any) -> list:
+        # Arguments take the dtypes the IR was traced with (an int8 array was traced as int32).
+        return eval_ir(fn, [x if getattr(x, "dtype", None) == d else np.asarray(x, d) for x, d in zip(flat, dtypes)])
+
+    return run
 
 
 register_backend("interpret", _interpret)

@@ -140,3 +140,11 @@ def test_devices_and_device_put():
         ft.device_put(np.ones(2), "cuda")
     with pytest.raises(RuntimeError, match="no CUDA backend yet"):
         ft.devices("cuda")
+
+
+def test_arguments_take_the_traced_dtype():
+    # An int8 array is traced as int32 (functrace's integer types): every backend returns int32.
+    x = np.arange(4, dtype=np.int8)
+    for backend in ("interpret", "cpu"):
+        out = ft.jit(lambda v: v * 2, backend=backend)(x)
+        assert out.dtype == np.int32 and out.tolist() == [0, 2, 4, 6]
