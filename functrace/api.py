@@ -116,7 +116,8 @@ def _interpret(fn: Function, donated: tuple[int, ...] = ()) -> Callable[..., lis
 
     def run(*flat: Any) -> list:
         # Arguments take the dtypes the IR was traced with (an int8 array was traced as int32).
-        return eval_ir(fn, [x if getattr(x, "dtype", None) == d else np.asarray(x, d) for x, d in zip(flat, dtypes)])
+        args = [x if getattr(x, "dtype", None) == d else np.asarray(x, d) for x, d in zip(flat, dtypes, strict=True)]
+        return eval_ir(fn, args)
 
     return run
 
