@@ -86,7 +86,9 @@ REDUCTIONS = frozenset(["reduce_sum", "reduce_max", "reduce_min", "reduce_prod"]
 def _pads_innermost(eqn: Eqn) -> bool:
     """A ``pad`` of the last axis: fused, its clamped loads would keep the innermost loop
     from vectorizing; alone it is a few block copies."""
-    return eqn.primitive.name == "pad" and tuple(eqn.params["padding_config"][-1]) != (0, 0, 0)
+    if eqn.primitive.name != "pad" or not eqn.params["padding_config"]:
+        return False
+    return tuple(eqn.params["padding_config"][-1]) != (0, 0, 0)
 
 
 def fusible_operands(eqn: Eqn) -> Sequence[int]:
