@@ -3,6 +3,8 @@ and compare with an independent NumPy reference."""
 
 from __future__ import annotations
 
+import ctypes
+import mmap
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +12,10 @@ import numpy as np
 
 import functrace as ft
 from functrace.tree_util import tree_leaves
+
+PAGE = mmap.PAGESIZE
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 
 
 def tolerance(dtype: np.dtype) -> dict[str, float]:
@@ -59,3 +65,18 @@ def vmap_loop(f: Callable, in_axes: tuple, out_axis: int = 0) -> Callable:
         return ft.tree_util.tree_map(lambda *xs: np.stack([np.asarray(x) for x in xs], axis=out_axis), *outs)
 
     return run
+
+
+def guarded(a: np.ndarray, at_end: bool) -> np.ndarray:
+    """A copy of ``a`` placed right after (or right before, ``at_end``) a page that may not
+    be read or written: compiled code that strays out of the array crashes the test."""
+    a = np.ascontiguousarray(a)
+    pages = -(-max(a.nbytes, 1) // PAGE)
+    raw = np.frombuffer(mmap.mmap(-1, (pages + 2) * PAGE), np.uint8)
+    base = raw.ctypes.data
+    for page in (base, base + (pages + 1) * PAGE):
+        assert _libc.mprotect(page, PAGE, 0) == 0  # PROT_NONE
+    start = (pages + 1) * PAGE - a.nbytes if at_end else PAGE
+    out = raw[start : start + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from reference import assert_same
-from test_llvm_windowed import guarded
+from reference import assert_same, guarded
 
 import functrace as ft
 import functrace.numpy as fnp

@@ -6,14 +6,11 @@ bounds (a read past either end of a guarded input would crash the test run)."""
 
 from __future__ import annotations
 
-import ctypes
-import mmap
-
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from reference import assert_same
+from reference import assert_same, guarded
 
 import functrace as ft
 import functrace.numpy as fnp
@@ -64,25 +61,6 @@ def start_tuples(dtype, rank: int) -> list[tuple]:
 
 
 # --- guarded memory: a read past either end of an input faults ----------------------------
-
-PAGE = mmap.PAGESIZE
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-
-
-def guarded(a: np.ndarray, at_end: bool) -> np.ndarray:
-    """A copy of ``a`` placed right after (or right before, ``at_end``) a page that may not
-    be read or written."""
-    a = np.ascontiguousarray(a)
-    pages = -(-max(a.nbytes, 1) // PAGE)
-    raw = np.frombuffer(mmap.mmap(-1, (pages + 2) * PAGE), np.uint8)
-    base = raw.ctypes.data
-    for page in (base, base + (pages + 1) * PAGE):
-        assert _libc.mprotect(page, PAGE, 0) == 0  # PROT_NONE
-    start = (pages + 1) * PAGE - a.nbytes if at_end else PAGE
-    out = raw[start : start + a.nbytes].view(a.dtype).reshape(a.shape)
-    out[...] = a
-    return out
 
 
 # --- dynamic_slice and dynamic_update_slice ------------------------------------------------

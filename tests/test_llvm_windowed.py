@@ -6,14 +6,11 @@ bounds."""
 
 from __future__ import annotations
 
-import ctypes
-import mmap
-
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from reference import assert_same
+from reference import assert_same, guarded
 
 import functrace as ft
 import functrace.numpy as fnp
@@ -47,24 +44,6 @@ def assert_equal(actual, expected) -> None:
     a, e = np.asarray(actual), np.asarray(expected)
     if e.dtype.kind == "f":
         np.testing.assert_array_equal(np.signbit(a), np.signbit(e))
-
-
-PAGE = mmap.PAGESIZE
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-
-
-def guarded(a: np.ndarray, at_end: bool) -> np.ndarray:
-    """A copy of ``a`` right after (or, ``at_end``, right before) a page that may not be touched."""
-    a = np.ascontiguousarray(a)
-    pages = -(-max(a.nbytes, 1) // PAGE)
-    raw = np.frombuffer(mmap.mmap(-1, (pages + 2) * PAGE), np.uint8)
-    for page in (raw.ctypes.data, raw.ctypes.data + (pages + 1) * PAGE):
-        assert _libc.mprotect(page, PAGE, 0) == 0  # PROT_NONE
-    start = (pages + 1) * PAGE - a.nbytes if at_end else PAGE
-    out = raw[start : start + a.nbytes].view(a.dtype).reshape(a.shape)
-    out[...] = a
-    return out
 
 
 def reduce_window(kind, window, strides, padding, base_dilation=None, window_dilation=None):

@@ -97,6 +97,11 @@ def blas() -> str | None:
 _keep: list = []
 
 
+def blas_ilp64() -> bool:
+    """Whether the bound BLAS takes 64-bit integers (the ILP64 interface NumPy bundles)."""
+    return "ILP64=True" in (blas() or "")
+
+
 @functools.cache
 def tune_malloc() -> bool:
     """Raise glibc's mmap and trim thresholds (64 MiB / 128 MiB) so that arrays up to

@@ -108,7 +108,7 @@ def blas_layout(view: MatrixView) -> tuple[int, int] | None:
 
 def _blas_int_type() -> ir.Type:
     """BLAS's integer (``blasint``): 64 bits in the ILP64 interface NumPy bundles, else 32."""
-    return I64 if "ILP64=True" in (engine.blas() or "") else I32
+    return I64 if engine.blas_ilp64() else I32
 
 
 def _call_gemm(ctx, dtype: np.dtype, a: MatrixView, b: MatrixView, c: MatrixView, accumulate: bool) -> bool:
