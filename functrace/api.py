@@ -233,6 +233,7 @@ class JittedFunction:
         # The only cache entry, when there is one and it takes plain arrays: its compiled
         # entry point checks the arguments itself.
         self._sole: _CacheEntry | None = None
+        self._sole_call: tuple | None = None  # (number of arguments, fast, single output, out tree)
         self._lock = threading.Lock()
         self._signature = _signature_or_none(fun)
 
@@ -281,20 +282,22 @@ class JittedFunction:
             self._fast[tuple([(a.shape, a.dtype) for a in args])] = entry
             fast = getattr(entry.executable, "fast", None)
             self._sole = entry if len(self._cache) == 1 and fast is not None else None
+            self._sole_call = (len(args), fast, entry.single, entry.fn.out_tree) if self._sole is not None else None
         return entry, flat
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        sole = self._sole
+        sole = self._sole_call
         if (
             sole is not None
             and not kwargs
-            and len(args) == len(sole.fn.invars)
-            and _state.dynamic.level == 0
+            and len(args) == sole[0]
             and not _config_values["debug_nans"]
+            and not _state.dynamic.level
         ):
-            outs = sole.executable.fast(args)
+            # The compiled entry checks the arguments itself (tracers are refused).
+            outs = sole[1](args)
             if outs is not None:
-                return outs[0] if sole.single else tree_util.tree_unflatten(sole.fn.out_tree, outs)
+                return outs[0] if sole[2] else tree_util.tree_unflatten(sole[3], outs)
         if not kwargs and _state.dynamic.level == 0:
             # The fast path: every argument a plain array of a signature seen before.
             fast_key = tuple([(a.shape, a.dtype) for a in args if type(a) is np.ndarray])
