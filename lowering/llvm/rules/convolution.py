@@ -69,7 +69,7 @@ from lowering.llvm.rules.linalg import (
 )
 from lowering.llvm.rules.windowed import window_position
 
-PATCH_BUDGET = 4 << 20
+PATCH_BUDGET = 1 << 20  # the patch block stays in L2 for the gemm that reads it
 # Runs of the patch rows up to this long are copied by one masked vector load.
 MASKED_RUN_BYTES = 256
 
