@@ -14,7 +14,7 @@ import numpy as np
 
 from functrace import tree_util
 from functrace.config import config as _config
-from functrace.control_flow.scan_passes import hoist_accumulations
+from functrace.control_flow.scan_passes import hoist_accumulations, prune_scans
 from functrace.core.abstract import ShapedArray
 from functrace.core.eval import eval_ir
 from functrace.core.ir import Function
@@ -275,7 +275,7 @@ class JittedFunction:
                         )
                         _log.warning("jit: compiling %s for %s: %s", name, self._backend, reason)
                     # The staged IR was type-checked; the passes keep it well typed.
-                    fn = simplify(hoist_accumulations(simplify(fn)))
+                    fn = simplify(prune_scans(hoist_accumulations(simplify(fn))))
                     entry = _CacheEntry(fn, get_backend(self._backend)(fn, self._donated_leaves(args, static)))
                     self._cache[key] = entry
         if not static and not self._donate_argnums and all(type(a) is np.ndarray for a in args):

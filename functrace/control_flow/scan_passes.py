@@ -140,3 +140,48 @@ def _rewrite(eqn, j, dot, factors, xs_in, ys_out, scan_p, add_p, dot_general_p, 
     init = eqn.inputs[nc + j]
     accumulate = Eqn(add_p, [init, total], {}, [eqn.outvars[j]], eqn.source)
     return [scan, product, accumulate]
+
+
+def prune_scans(fn: Function) -> Function:
+    """``fn`` with its scans' unused stacked outputs and unused inputs (consts, ``xs``) removed,
+    until nothing changes. Reverse mode stacks every value its adjoint *might* read; the
+    adjoint body reads fewer (``tanh``'s rule reads its result, not its input), so the
+    forward loop stops writing, and the backward loop stops reading, those residuals."""
+    from functrace.control_flow.scan import scan_p
+
+    while True:
+        used = {a for e in fn.eqns for a in e.inputs if isinstance(a, Var)}
+        used.update(a for a in fn.outvars if isinstance(a, Var))
+        eqns, changed = [], False
+        for eqn in fn.eqns:
+            new = _prune_one(eqn, used, scan_p) if eqn.primitive is scan_p else None
+            changed |= new is not None
+            eqns.append(new or eqn)
+        if not changed:
+            return fn
+        fn = eliminate_dead_code(
+            Function(fn.invars, eqns, fn.outvars, fn.constvars, fn.consts, fn.in_tree, fn.out_tree, fn.arg_names)
+        )
+
+
+def _prune_one(eqn: Eqn, used: set, scan_p) -> Eqn | None:
+    p = eqn.params
+    body: Function = p["body"]
+    nc, nk = p["num_consts"], p["num_carry"]
+    keep_ys = [m for m in range(len(body.outvars) - nk) if eqn.outvars[nk + m] in used]
+    outvars = [*body.outvars[:nk], *(body.outvars[nk + m] for m in keep_ys)]
+    inner = eliminate_dead_code(Function(body.invars, body.eqns, outvars, body.constvars, body.consts))
+    read = {a for e in inner.eqns for a in e.inputs if isinstance(a, Var)}
+    read.update(a for a in inner.outvars if isinstance(a, Var))
+    keep_in = [k for k, v in enumerate(body.invars) if nc <= k < nc + nk or v in read]
+    if len(keep_ys) == len(body.outvars) - nk and len(keep_in) == len(body.invars):
+        return None
+    new_body = Function([body.invars[k] for k in keep_in], inner.eqns, inner.outvars, inner.constvars, inner.consts)
+    params = dict(p, body=new_body, num_consts=sum(1 for k in keep_in if k < nc))
+    return Eqn(
+        scan_p,
+        [eqn.inputs[k] for k in keep_in],
+        params,
+        [*eqn.outvars[:nk], *(eqn.outvars[nk + m] for m in keep_ys)],
+        eqn.source,
+    )
