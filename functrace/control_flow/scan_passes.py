@@ -1,5 +1,7 @@
 """IR passes over ``scan`` equations, run by ``jit`` before the backend (every backend).
 
+``prune_scans`` removes stacked outputs nothing reads and inputs the body never reads.
+
 ``hoist_accumulations``: the reverse pass of a recurrent network accumulates each weight's
 gradient in a carry, one small matrix product per step::
 
