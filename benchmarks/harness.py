@@ -19,6 +19,9 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 # The systems run side by side in one process, their rounds interleaved. PyTorch's OpenMP
 # workers spin for a while after each of its calls (the default wait policy), so whatever
@@ -26,9 +29,7 @@ from dataclasses import dataclass
 # 38-42 ms right after a PyTorch call. A passive wait policy (set before PyTorch loads)
 # removes that interference and did not change PyTorch's own time (24.7 -> 23.9 ms).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-from typing import Any
-
-import numpy as np
+SETTLE_SECONDS = 0.05
 
 BACKEND = os.environ.get("FUNCTRACE_BENCH_BACKEND", "cpu")
 
@@ -122,10 +123,14 @@ class Timed:
         return time.perf_counter() - start
 
     def round(self) -> None:
-        """Time one round; its seconds per call go to ``rounds``."""
+        """Time one round; its seconds per call go to ``rounds``. The round starts after a
+        pause (the previous system's worker threads go idle: OpenBLAS, XLA and OpenMP
+        workers spin for a while after their calls) and one untimed call of its own."""
         if self.self_timed:
             self.rounds.append(float(self.fn()))
             return
+        time.sleep(SETTLE_SECONDS)
+        self.fn()
         start = time.perf_counter()
         for _ in range(self.number):
             self.fn()
