@@ -97,15 +97,18 @@ def _rem(ctx, eqn, args):
     return b.select(b.or_(zero, overflow), _zero(dtype), r)
 
 
-def _extremum(ctx, eqn, args, pred: str):
-    x, y = args
-    dtype = _dtype(eqn)
-    b = ctx.b
+def extremum(b: ir.IRBuilder, dtype: np.dtype, pred: str, x: ir.Value, y: ir.Value) -> ir.Value:
+    """``x`` if ``x pred y`` else ``y`` (``pred`` is ">" for max, "<" for min), NaN winning
+    as in ``np.maximum``; shared by the reductions and windows."""
     if dtype.kind == "f":
         r = b.select(b.fcmp_ordered(pred, x, y), x, y)
-        return b.select(b.fcmp_unordered("uno", x, x), x, r)  # NaN wins, as np.maximum
+        return b.select(b.fcmp_unordered("uno", x, x), x, r)
     cmp = b.icmp_signed if dtype.kind == "i" else b.icmp_unsigned
     return b.select(cmp(pred, x, y), x, y)
+
+
+def _extremum(ctx, eqn, args, pred: str):
+    return extremum(ctx.b, _dtype(eqn), pred, *args)
 
 
 @scalar_rule("max")

@@ -19,6 +19,7 @@ import numpy as np
 
 from lowering.llvm.codegen import constant, flat_index, loop_nest
 from lowering.llvm.registry import kernel_rule
+from lowering.llvm.rules.elementwise import extremum
 
 
 def _identity(name: str, dtype: np.dtype):
@@ -40,12 +41,7 @@ def _combine(b, name: str, dtype: np.dtype, acc, x):
             op = b.fadd if name == "reduce_sum" else b.fmul
             return op(acc, x, flags=("reassoc",))
         return (b.add if name == "reduce_sum" else b.mul)(acc, x)
-    pred = ">" if name == "reduce_max" else "<"
-    if dtype.kind == "f":
-        r = b.select(b.fcmp_ordered(pred, x, acc), x, acc)
-        return b.select(b.fcmp_unordered("uno", x, x), x, r)
-    cmp = b.icmp_signed if dtype.kind == "i" else b.icmp_unsigned
-    return b.select(cmp(pred, x, acc), x, acc)
+    return extremum(b, dtype, ">" if name == "reduce_max" else "<", x, acc)
 
 
 @kernel_rule("reduce_sum", "reduce_max", "reduce_min", "reduce_prod")

@@ -23,6 +23,7 @@ from llvmlite import ir
 from functrace.core.ir import Literal
 from lowering.llvm.codegen import constant, for_range, i64, loop_nest, value_type
 from lowering.llvm.registry import kernel_rule
+from lowering.llvm.rules.elementwise import extremum
 
 
 def window_position(
@@ -69,12 +70,7 @@ def _combine(b: ir.IRBuilder, name: str, dtype: np.dtype, acc: ir.Value, x: ir.V
     """``acc + x``, or the larger / smaller (NaN wins, as ``np.max``)."""
     if name == "reduce_window_sum":
         return b.fadd(acc, x) if dtype.kind == "f" else b.add(acc, x)
-    pred = ">" if name == "reduce_window_max" else "<"
-    if dtype.kind == "f":
-        r = b.select(b.fcmp_ordered(pred, x, acc), x, acc)
-        return b.select(b.fcmp_unordered("uno", x, x), x, r)
-    cmp = b.icmp_signed if dtype.kind == "i" else b.icmp_unsigned
-    return b.select(cmp(pred, x, acc), x, acc)
+    return extremum(b, dtype, ">" if name == "reduce_window_max" else "<", x, acc)
 
 
 @kernel_rule("reduce_window_sum", "reduce_window_max", "reduce_window_min")
