@@ -80,3 +80,11 @@ def guarded(a: np.ndarray, at_end: bool) -> np.ndarray:
     out = raw[start : start + a.nbytes].view(a.dtype).reshape(a.shape)
     out[...] = a
     return out
+
+
+def assert_equal(actual: Any, expected: Any) -> None:
+    """Same dtype, shape and values, bit for bit (NaN equals NaN; -0.0 differs from 0.0)."""
+    assert_same(actual, expected, rtol=0, atol=0)
+    a, e = np.asarray(actual), np.asarray(expected)
+    if e.dtype.kind == "f":
+        np.testing.assert_array_equal(np.signbit(a), np.signbit(e))

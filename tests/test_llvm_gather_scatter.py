@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_llvm_indexing import DTYPES, INDEX_DTYPES, assert_equal, cpu, hostile, sample
+from reference import assert_equal
+from test_llvm_indexing import DTYPES, INDEX_DTYPES, cpu, hostile, sample
 
 import functrace as ft
 import functrace.numpy as fnp

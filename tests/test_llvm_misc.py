@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from reference import assert_same
+from reference import assert_equal, assert_same
 
 import functrace as ft
 import functrace.numpy as fnp
@@ -39,13 +39,6 @@ def sample(dtype, shape, special: bool = True) -> np.ndarray:
         else:
             flat[picks] = [np.iinfo(dtype).max, np.iinfo(dtype).min, np.iinfo(dtype).max]
     return x
-
-
-def assert_equal(actual, expected) -> None:
-    assert_same(actual, expected, rtol=0, atol=0)
-    a, e = np.asarray(actual), np.asarray(expected)
-    if e.dtype.kind == "f":
-        np.testing.assert_array_equal(np.signbit(a), np.signbit(e))
 
 
 @pytest.mark.parametrize("dtype", NUMERIC, ids=str)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from reference import assert_same, guarded
+from reference import assert_equal, assert_same, guarded
 
 import functrace as ft
 import functrace.numpy as fnp
@@ -36,14 +36,6 @@ def sample(dtype, shape) -> np.ndarray:
     elif dtype.kind in "iu" and flat.size >= 2:
         flat[RNG.choice(flat.size, 2, replace=False)] = [np.iinfo(dtype).min, np.iinfo(dtype).max]
     return x
-
-
-def assert_equal(actual, expected) -> None:
-    """Same dtype, shape and values, bit for bit (NaN equals NaN; -0.0 differs from 0.0)."""
-    assert_same(actual, expected, rtol=0, atol=0)
-    a, e = np.asarray(actual), np.asarray(expected)
-    if e.dtype.kind == "f":
-        np.testing.assert_array_equal(np.signbit(a), np.signbit(e))
 
 
 def reduce_window(kind, window, strides, padding, base_dilation=None, window_dilation=None):
