@@ -13,7 +13,6 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import logging
-import math
 
 import numpy as np
 from llvmlite import ir
@@ -244,8 +243,8 @@ def compile_function(fn: Function, donated: tuple[int, ...] = ()) -> Compiled:
 
 def profile_kernels(fn: Function, args: list, repeat: int = 10) -> list[tuple[float, str]]:
     """Run ``fn`` compiled with a cycle counter around every kernel; returns
-    ``(share of cycles, kernel description)`` sorted by cost. A development tool:
-    ``python -m lowering.llvm.profile`` prints it for the benchmark workloads."""
+    ``(share of cycles, kernel description)`` sorted by cost. A development tool
+    (``docs/jit.md``, "Debugging")."""
     from lowering import fusion
 
     key = _key(fn, ()) + "-profile"
@@ -269,7 +268,3 @@ def profile_kernels(fn: Function, args: list, repeat: int = 10) -> list[tuple[fl
         shapes = " ".join(v.aval.str_short() for v in k.root.outvars)
         rows.append((c / total, f"{' '.join(e.primitive.name for e in k.eqns)} -> {shapes}"))
     return sorted(rows, reverse=True)
-
-
-def nbytes(aval) -> int:
-    return math.prod(aval.shape) * aval.dtype.itemsize
