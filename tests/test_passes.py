@@ -72,3 +72,30 @@ def test_outer_product_dot_general_becomes_a_fusible_multiply():
         fn.typecheck()
         np.testing.assert_allclose(fn.eval(a, b), f(a, b), rtol=1e-12)
         np.testing.assert_allclose(ft.jit(f)(a, b), f(a, b), rtol=1e-12)
+
+
+def test_split_cotangent_becomes_one_concatenate():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3, 8))
+
+    def f(v):
+        parts = fnp.split(fnp.tanh(v), 4, axis=1)
+        return sum((p * (k + 2.0)).sum() for k, p in enumerate(parts))
+
+    grad = ft.grad(f)
+    fn = simplify(ft.make_ir(grad)(x))
+    names = [e.primitive.name for e in fn.eqns]
+    assert "concatenate" in names and "pad" not in names
+    fn.typecheck()
+    np.testing.assert_allclose(fn.eval(x), grad(x), rtol=1e-12)
+    # Pieces that do not tile the axis (a gap) stay pads and adds.
+    g = lambda v: lax_pad(v[:, :2], (0, 6)) + lax_pad(v[:, 3:5], (3, 3))  # noqa: E731
+    fn = simplify(ft.make_ir(g)(x))
+    assert "concatenate" not in [e.primitive.name for e in fn.eqns]
+    np.testing.assert_allclose(fn.eval(x), g(x))
+
+
+def lax_pad(v, lo_hi):
+    from functrace import lax
+
+    return lax.pad(v, np.float64(0), ((0, 0, 0), (*lo_hi, 0)))

@@ -5,7 +5,8 @@ interpreter that returns a new ``Function`` (the input is not modified).
   primitive is pure, so this is always valid). Staging runs it on every IR it builds.
 - ``simplify``: one forward walk that folds scalar constant arithmetic into literals,
   removes algebraic identities (``x * 1``, ``x + 0``, a reshape or conversion to the
-  same type, reshape of a reshape), turns a ``dot_general`` whose contraction has one
+  same type, reshape of a reshape), turns a sum of zero pads that tile an axis (the
+  cotangent of a split) into one ``concatenate``, turns a ``dot_general`` whose contraction has one
   element (an outer product, as in per-example gradients) into a broadcast multiply that
   fuses, and merges equations that compute the same thing (common subexpressions); then
   dead code goes. ``jit`` runs it before the backend.
@@ -150,6 +151,53 @@ def _outer_product(eqn: Eqn) -> list[Eqn] | None:
     return eqns
 
 
+def _split_cotangent(eqn: Eqn, producer: dict) -> Eqn | None:
+    """A sum of zero-padded pieces that tile one axis (reverse mode's cotangent of a split:
+    ``pad(a) + pad(b) + ...``) as one ``concatenate`` of the pieces, or None."""
+    from functrace.lax.structural import concatenate_p
+
+    if eqn.primitive.name != "add":
+        return None
+    leaves, todo = [], list(eqn.inputs)
+    while todo:
+        a = todo.pop()
+        e = producer.get(a) if isinstance(a, Var) else None
+        if e is None:
+            return None
+        if e.primitive.name == "add":
+            todo.extend(e.inputs)
+        elif e.primitive.name == "pad" and _literal_value(e.inputs[1]) == 0:
+            leaves.append(e)
+        else:
+            return None
+    if len(leaves) < 2:
+        return None
+    axes = set()
+    pieces = []
+    for pad in leaves:
+        padded = [d for d, c in enumerate(pad.params["padding_config"]) if tuple(c) != (0, 0, 0)]
+        if len(padded) != 1:
+            return None
+        (axis,) = padded
+        lo, hi, interior = pad.params["padding_config"][axis]
+        if interior or lo < 0 or hi < 0:
+            return None
+        axes.add(axis)
+        pieces.append((lo, pad.inputs[0]))
+    if len(axes) != 1:
+        return None
+    (axis,) = axes
+    pieces.sort(key=lambda piece: piece[0])
+    at = 0
+    for lo, x in pieces:
+        if lo != at:
+            return None  # a gap or an overlap: not a tiling
+        at += x.aval.shape[axis]
+    if at != eqn.outvars[0].aval.shape[axis]:
+        return None
+    return Eqn(concatenate_p, [x for _, x in pieces], {"dimension": axis}, eqn.outvars, eqn.source)
+
+
 def simplify(fn: Function) -> Function:
     """Constant folding, algebraic identities and common subexpressions, then DCE.
 
@@ -184,6 +232,9 @@ def simplify(fn: Function) -> Function:
             producer.update((v, e) for e in expanded for v in e.outvars)
             eqns.extend(expanded)
             continue
+        tiled = _split_cotangent(new, producer)
+        if tiled is not None:
+            new = tiled
         replacement = _fold(new) or _identity_operand(new)
         if replacement is not None:
             env[eqn.outvars[0]] = replacement
