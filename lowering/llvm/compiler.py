@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import logging
+import math
 
 import numpy as np
 from llvmlite import ir
@@ -154,6 +155,21 @@ def module_text(
     return text, entry.name, ws_size, pairs
 
 
+SMALL_PROGRAM_ELEMENTS = 1 << 14
+
+
+def releases_gil(fn: Function) -> bool:
+    """Whether calls release the GIL: unless the program is small (few elements in and out,
+    no loops, no BLAS), so that its run time is microseconds."""
+    if any(e.primitive.name in ("scan", "while", "dot_general", "conv_general_dilated") for e in fn.eqns):
+        return True
+    if any(True for _ in _sub_functions(fn)):
+        return True
+    elements = sum(math.prod(v.aval.shape) for v in [*fn.constvars, *fn.invars, *fn.outvars])
+    elements += sum(math.prod(v.aval.shape) for e in fn.eqns for v in e.outvars)
+    return elements >= SMALL_PROGRAM_ELEMENTS
+
+
 def _sub_functions(fn: Function):
     """The functions held in equation parameters (control flow bodies), recursively."""
     for eqn in fn.eqns:
@@ -200,7 +216,10 @@ class Compiled:
         self.ws_size = ws_size
         self.from_cache = from_cache
         n = len(fn.constvars) + len(fn.invars) + len(fn.outvars) + (1 if ws_size else 0)
-        self.cfunc = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, *[ctypes.py_object] * n)(address)
+        # Big programs release the GIL while they run (other threads go on); tiny ones keep it:
+        # releasing and taking it back costs more than their work when other threads wait.
+        factory = ctypes.CFUNCTYPE if releases_gil(fn) else ctypes.PYFUNCTYPE
+        self.cfunc = factory(ctypes.c_int, ctypes.c_void_p, *[ctypes.py_object] * n)(address)
 
     def llvm_ir(self, optimized: bool = True) -> str:
         """The LLVM IR of this function (generated again: a cache hit has only object code)."""
