@@ -173,6 +173,9 @@ CHEAP = frozenset(
     ]
 ) | INDEX_REMAP - {"pad"}
 MAX_DUPLICATES = 4
+# How deep a fused expression may nest (producer of a producer of ... the root): code
+# generation recurses once per level, and a long chain is better cut into several loops.
+MAX_DEPTH = 48
 
 
 def fuse(fn: Function, enabled: bool = True) -> FusionPlan:
@@ -185,18 +188,21 @@ def fuse(fn: Function, enabled: bool = True) -> FusionPlan:
                 uses.setdefault(a, []).append((e, i))
     outputs = {v for v in fn.outvars if isinstance(v, Var)}
     kernels_of: dict[int, list[Kernel]] = {}  # an equation's kernels (several when duplicated)
+    depth: dict[int, int] = {}  # how deep an equation sits under its kernel's root
     fused: set[Var] = set()
     roots: list[Kernel] = []
     for eqn in reversed(fn.eqns):
         targets = _fusion_targets(eqn, uses, outputs, kernels_of) if enabled else None
-        if not targets:
-            targets = [Kernel(eqn)]
+        level = 1 + max((depth[id(user)] for user, _ in uses.get(eqn.outvars[0], ())), default=0) if targets else 0
+        if not targets or level > MAX_DEPTH:
+            targets, level = [Kernel(eqn)], 0
             roots.append(targets[0])
         else:
             for target in targets:
                 target.eqns.insert(0, eqn)
             fused.add(eqn.outvars[0])
         kernels_of[id(eqn)] = targets
+        depth[id(eqn)] = level
     roots.reverse()
     return FusionPlan(roots, fused, producer)
 

@@ -338,3 +338,17 @@ def test_pad_fuses_into_its_consumer():
     g = lambda v: lax.pad(v, np.float32(-1), ((1, -2, 1), (-1, 3, 2))) + 1.0  # noqa: E731
     expected, actual = eager_and_compiled(g, x)
     assert_same(actual, expected)
+
+
+def test_a_very_long_elementwise_chain_compiles():
+    # 1,200 equations: fusion cuts the chain into loops of bounded depth (no recursion limit).
+    def f(v):
+        for _ in range(600):
+            v = v * 1.001 + 0.1
+        return v
+
+    x = sample(np.float32, (100,), -1, 1)
+    expected, actual = eager_and_compiled(f, x)
+    np.testing.assert_allclose(actual, expected, rtol=1e-5)
+    depth = max(len(k.eqns) for k in fusion.fuse(ft.make_ir(f)(x)).kernels)
+    assert depth <= fusion.MAX_DEPTH + 1
