@@ -353,12 +353,7 @@ class FunctionLowering:
         overwritten, at the same index)."""
         fn = self.fn
         kernel_of = {v: k for k, kern in enumerate(self.plan.kernels) for v in kern.root.outvars}
-        last_read: dict[Var, int] = {}
-        for k, kern in enumerate(self.plan.kernels):
-            for e in kern.eqns:
-                for a in e.inputs:
-                    if isinstance(a, Var):
-                        last_read[a] = k
+        last_read = self._last_reads()
         outputs = [v for v in fn.outvars if isinstance(v, Var)]
         first = {}
         for p, v in enumerate(fn.outvars):
@@ -445,14 +440,19 @@ class FunctionLowering:
                 return True
         return False
 
-    def _last_uses(self) -> dict[int, list[Var]]:
-        """For each kernel, the materialized vars whose last reader it is."""
+    def _last_reads(self) -> dict[Var, int]:
+        """The index of the last kernel that reads each var."""
         last: dict[Var, int] = {}
         for k, kernel in enumerate(self.plan.kernels):
             for eqn in kernel.eqns:
                 for a in eqn.inputs:
                     if isinstance(a, Var):
                         last[a] = k
+        return last
+
+    def _last_uses(self) -> dict[int, list[Var]]:
+        """For each kernel, the materialized vars whose last reader it is."""
+        last = self._last_reads()
         for k, kernel in enumerate(self.plan.kernels):
             for v in kernel.root.outvars:
                 last.setdefault(v, k)  # never read: free right away
