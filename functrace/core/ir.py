@@ -18,7 +18,7 @@ array([0., 0., 0.], dtype=float32)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -148,6 +148,17 @@ class Function:
         from functrace.core.eval import eval_ir
 
         return eval_ir(self, flat_args)
+
+
+def sub_functions(fn: Function) -> Iterator[Function]:
+    """The functions held in ``fn``'s equation parameters (control-flow bodies, custom-rule
+    and checkpoint calls), recursively, outermost first."""
+    for eqn in fn.eqns:
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, tuple | list) else (value,):
+                if isinstance(sub, Function):
+                    yield sub
+                    yield from sub_functions(sub)
 
 
 def is_scalar_literal_value(x: Any) -> bool:

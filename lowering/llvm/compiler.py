@@ -19,8 +19,8 @@ import numpy as np
 from llvmlite import ir
 
 from functrace.config import config
-from functrace.core.ir import Function
-from lowering.llvm import cache, engine, mathlib
+from functrace.core.ir import Function, sub_functions
+from lowering.llvm import cache, engine, mathlib, runtime
 from lowering.llvm.codegen import I64, PTR, ModuleBuilder, i64
 
 log = logging.getLogger("functrace.jit")
@@ -161,24 +161,11 @@ SMALL_PROGRAM_ELEMENTS = 1 << 14
 def releases_gil(fn: Function) -> bool:
     """Whether calls release the GIL: unless the program is small (few elements in and out,
     no loops, no BLAS), so that its run time is microseconds."""
-    if any(e.primitive.name in ("scan", "while", "dot_general", "conv_general_dilated") for e in fn.eqns):
-        return True
-    if any(True for _ in _sub_functions(fn)):
-        return True
+    if runtime.uses_blas(fn) or any(True for _ in sub_functions(fn)):
+        return True  # BLAS calls, or loops and calls of sub-functions
     elements = sum(math.prod(v.aval.shape) for v in [*fn.constvars, *fn.invars, *fn.outvars])
     elements += sum(math.prod(v.aval.shape) for e in fn.eqns for v in e.outvars)
     return elements >= SMALL_PROGRAM_ELEMENTS
-
-
-def _sub_functions(fn: Function):
-    """The functions held in equation parameters (control flow bodies), recursively."""
-    for eqn in fn.eqns:
-        for value in eqn.params.values():
-            subs = value if isinstance(value, tuple | list) else (value,)
-            for sub in subs:
-                if isinstance(sub, Function):
-                    yield sub
-                    yield from _sub_functions(sub)
 
 
 def _key(fn: Function, donated: tuple[int, ...]) -> str:
@@ -186,7 +173,7 @@ def _key(fn: Function, donated: tuple[int, ...]) -> str:
     # sub-functions are compiled into the code, so their bytes are part of the key.
     consts = ";".join(f"{np.shape(c)}:{np.asarray(c).dtype}" for c in fn.consts)
     h = hashlib.sha256()
-    for sub in _sub_functions(fn):
+    for sub in sub_functions(fn):
         for c in sub.consts:
             c = np.ascontiguousarray(c)
             h.update(f"{c.shape}{c.dtype}".encode())

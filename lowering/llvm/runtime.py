@@ -16,6 +16,8 @@ import os
 
 from llvmlite import ir
 
+from functrace.core.ir import Function, sub_functions
+
 I8 = ir.IntType(8)
 I32 = ir.IntType(32)
 I64 = ir.IntType(64)
@@ -42,16 +44,9 @@ PARALLEL_MIN_ELEMENTS_WITH_BLAS = 1 << 23
 BLAS_PRIMITIVES = frozenset(["dot_general", "conv_general_dilated"])
 
 
-def uses_blas(fn) -> bool:
+def uses_blas(fn: Function) -> bool:
     """Whether ``fn`` (or a function in its equations' parameters) has a BLAS-backed primitive."""
-    for eqn in fn.eqns:
-        if eqn.primitive.name in BLAS_PRIMITIVES:
-            return True
-        for value in eqn.params.values():
-            for sub in value if isinstance(value, tuple | list) else (value,):
-                if hasattr(sub, "eqns") and uses_blas(sub):
-                    return True
-    return False
+    return any(e.primitive.name in BLAS_PRIMITIVES for f in (fn, *sub_functions(fn)) for e in f.eqns)
 
 
 TASK_WORDS = 5  # a task is five pointer-sized words: ins, outs, ws, start, end (as pointers)
