@@ -274,8 +274,16 @@ class ModuleBuilder:
             fn = self.declared[name] = ir.Function(self.module, ir.FunctionType(ret, list(args)), name)
         return fn
 
-    def intrinsic(self, name: str, ret: ir.Type, args: Sequence[ir.Type]) -> ir.Function:
-        return self.declare(name, ret, args)
+    def memcpy(self, b: ir.IRBuilder, dst: ir.Value, src: ir.Value, nbytes: ir.Value | int) -> None:
+        """``memcpy(dst, src, nbytes)`` (the LLVM intrinsic: short constant sizes inline)."""
+        fn = self.declare("llvm.memcpy.p0.p0.i64", VOID, [PTR, PTR, I64, I1])
+        b.call(fn, [dst, src, i64(nbytes) if isinstance(nbytes, int) else nbytes, ir.Constant(I1, 0)])
+
+    def memset(self, b: ir.IRBuilder, dst: ir.Value, nbytes: ir.Value | int) -> None:
+        """Zero ``nbytes`` bytes at ``dst``."""
+        fn = self.declare("llvm.memset.p0.i64", VOID, [PTR, I8, I64, I1])
+        n = i64(nbytes) if isinstance(nbytes, int) else nbytes
+        b.call(fn, [dst, ir.Constant(I8, 0), n, ir.Constant(I1, 0)])
 
     def lower(self, fn: Function, name: str = "fn") -> tuple[ir.Function, int]:
         """Lower ``fn`` once; returns the LLVM function and its workspace size in bytes."""
@@ -464,10 +472,8 @@ class FunctionLowering:
         return by_kernel
 
     def copy(self, dst: Buffer, src: Buffer) -> None:
-        nbytes = dst.nbytes
-        if nbytes:
-            memcpy = self.mb.intrinsic("llvm.memcpy.p0.p0.i64", VOID, [PTR, PTR, I64, I1])
-            self.b.call(memcpy, [dst.ptr, src.ptr, i64(nbytes), ir.Constant(I1, 0)])
+        if dst.nbytes:
+            self.mb.memcpy(self.b, dst.ptr, src.ptr, dst.nbytes)
 
     # -- kernels -----------------------------------------------------------------------
 
@@ -507,7 +513,7 @@ class FunctionLowering:
 
     def _emit_timed(self, k: int, kernel: fusion.Kernel) -> None:
         """Profiling builds: add the kernel's cycle count to slot ``k`` of a global array."""
-        clock = self.mb.intrinsic("llvm.readcyclecounter", I64, [])
+        clock = self.mb.declare("llvm.readcyclecounter", I64, [])
         table = self.mb.profile
         t0 = self.b.call(clock, [])
         self.emit_kernel(kernel)

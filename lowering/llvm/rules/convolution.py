@@ -43,11 +43,9 @@ from llvmlite import ir
 from functrace.core.abstract import ShapedArray
 from lowering.llvm.codegen import (
     I1,
-    I8,
     I32,
     I64,
     PTR,
-    VOID,
     Buffer,
     constant,
     flat_index,
@@ -191,16 +189,14 @@ def _gather_patches(ctx, conv: _Conv, plan: _Plan, patches: Buffer, g, n0, image
                 conv.lhs.address(b, flat_index(b, lhs_idx, conv.lhs.aval.shape)),
                 patches.address(b, flat_index(b, idx, shape)),
             )
-            memcpy = ctx.mb.intrinsic("llvm.memcpy.p0.p0.i64", VOID, [PTR, PTR, I64, I1])
             if valid is None:
-                b.call(memcpy, [dst, src, i64(run), ir.Constant(I1, 0)])
+                ctx.mb.memcpy(b, dst, src, run)
             else:
-                memset = ctx.mb.intrinsic("llvm.memset.p0.i64", VOID, [PTR, I8, I64, I1])
                 with b.if_else(valid) as (then, otherwise):
                     with then:
-                        b.call(memcpy, [dst, src, i64(run), ir.Constant(I1, 0)])
+                        ctx.mb.memcpy(b, dst, src, run)
                     with otherwise:
-                        b.call(memset, [dst, ir.Constant(I8, 0), i64(run), ir.Constant(I1, 0)])
+                        ctx.mb.memset(b, dst, run)
         return
     if _spatial_runs(conv, plan):
         _gather_runs(ctx, conv, plan, patches, shape, g, n0, d0)
@@ -266,7 +262,7 @@ def _masked_run(ctx, elem: ir.Type, src: ir.Value, dst: ir.Value, length: int, s
 
     mask = b.and_(b.icmp_signed(">=", iota, splat(start)), b.icmp_signed("<", iota, splat(stop)))
     suffix = f"v{length}{'f' if isinstance(elem, ir.FloatType | ir.DoubleType) else 'i'}{_bits(elem)}"
-    load = ctx.mb.intrinsic(f"llvm.masked.load.{suffix}.p0", vec, [PTR, I32, mask_ty, vec])
+    load = ctx.mb.declare(f"llvm.masked.load.{suffix}.p0", vec, [PTR, I32, mask_ty, vec])
     value = b.call(load, [src, ir.Constant(I32, 1), mask, ir.Constant(vec, None)])
     b.store(value, dst, align=1)
 
@@ -281,16 +277,13 @@ def _bits(elem: ir.Type) -> int:
 def _copy_run(ctx, conv: _Conv, patches: Buffer, row, src, length: int, start, stop) -> None:
     """``patches[row + j]`` for ``j < length``: zeros, ``src[0 .. stop - start]`` from ``start``, zeros."""
     b, item = ctx.b, conv.dtype.itemsize
-    memcpy = ctx.mb.intrinsic("llvm.memcpy.p0.p0.i64", VOID, [PTR, PTR, I64, I1])
-    memset = ctx.mb.intrinsic("llvm.memset.p0.i64", VOID, [PTR, I8, I64, I1])
-    false, zero = ir.Constant(I1, 0), ir.Constant(I8, 0)
 
     def nbytes(lo, hi):
         return b.mul(b.sub(hi, lo), i64(item))
 
-    b.call(memset, [patches.address(b, row), zero, nbytes(i64(0), start), false])
-    b.call(memcpy, [patches.address(b, b.add(row, start)), src, nbytes(start, stop), false])
-    b.call(memset, [patches.address(b, b.add(row, stop)), zero, nbytes(stop, i64(length)), false])
+    ctx.mb.memset(b, patches.address(b, row), nbytes(i64(0), start))
+    ctx.mb.memcpy(b, patches.address(b, b.add(row, start)), src, nbytes(start, stop))
+    ctx.mb.memset(b, patches.address(b, b.add(row, stop)), nbytes(stop, i64(length)))
 
 
 def _source(b: ir.IRBuilder, conv: _Conv, plan: _Plan, idx, g, n0, d0, raw_last: bool = False):

@@ -27,7 +27,7 @@ def _out_dtype(eqn) -> np.dtype:
 def _intrinsic(ctx, name: str, x: ir.Value, *rest: ir.Value) -> ir.Value:
     ty = x.type
     suffix = "f32" if ty == ir.FloatType() else "f64"
-    fn = ctx.mb.intrinsic(f"llvm.{name}.{suffix}", ty, [ty] * (1 + len(rest)))
+    fn = ctx.mb.declare(f"llvm.{name}.{suffix}", ty, [ty] * (1 + len(rest)))
     return ctx.b.call(fn, [x, *rest])
 
 
@@ -327,22 +327,22 @@ def _bits(eqn) -> int:
     return _dtype(eqn).itemsize * 8
 
 
-@scalar_rule("shift_left")
-def _shift_left(ctx, eqn, args):
-    x, y = args
-    b = ctx.b
-    bits = constant(_bits(eqn), _dtype(eqn))
-    in_range = b.icmp_unsigned("<", y, bits)  # negative y is a huge unsigned value
-    return b.select(in_range, b.shl(x, b.select(in_range, y, _zero(_dtype(eqn)))), _zero(_dtype(eqn)))
+def _logical_shift(op: str):
+    """``shift_left`` / ``shift_right_logical``: 0 for a shift by the bit width or more (a
+    negative shift is a huge unsigned value), as the eager rule."""
+
+    def rule(ctx, eqn, args):
+        x, y = args
+        b = ctx.b
+        zero = _zero(_dtype(eqn))
+        in_range = b.icmp_unsigned("<", y, constant(_bits(eqn), _dtype(eqn)))
+        return b.select(in_range, getattr(b, op)(x, b.select(in_range, y, zero)), zero)
+
+    return rule
 
 
-@scalar_rule("shift_right_logical")
-def _shift_right_logical(ctx, eqn, args):
-    x, y = args
-    b = ctx.b
-    bits = constant(_bits(eqn), _dtype(eqn))
-    in_range = b.icmp_unsigned("<", y, bits)
-    return b.select(in_range, b.lshr(x, b.select(in_range, y, _zero(_dtype(eqn)))), _zero(_dtype(eqn)))
+scalar_rule("shift_left")(_logical_shift("shl"))
+scalar_rule("shift_right_logical")(_logical_shift("lshr"))
 
 
 @scalar_rule("shift_right_arithmetic")
@@ -390,7 +390,7 @@ def _convert(ctx, eqn, args):
     if src.kind == "f":
         name = "fptosi" if dst.kind == "i" else "fptoui"
         src_name = "f32" if src.itemsize == 4 else "f64"
-        fn = ctx.mb.intrinsic(f"llvm.{name}.sat.i{dst.itemsize * 8}.{src_name}", ty, [x.type])
+        fn = ctx.mb.declare(f"llvm.{name}.sat.i{dst.itemsize * 8}.{src_name}", ty, [x.type])
         return b.call(fn, [x])
     if dst.kind == "f":
         return b.sitofp(x, ty) if src.kind == "i" else b.uitofp(x, ty)

@@ -25,10 +25,7 @@ from llvmlite import ir
 
 from functrace.core.ir import Eqn, Literal
 from lowering.llvm.codegen import (
-    I1,
     I64,
-    PTR,
-    VOID,
     Buffer,
     KernelContext,
     constant,
@@ -107,8 +104,7 @@ def _simplify(counts: Sequence[int], *step_lists: Sequence[int]) -> tuple[list[i
 
 
 def _memcpy(ctx: KernelContext, dst: ir.Value, src: ir.Value, nbytes: int) -> None:
-    memcpy = ctx.mb.intrinsic("llvm.memcpy.p0.p0.i64", VOID, [PTR, PTR, I64, I1])
-    ctx.b.call(memcpy, [dst, src, i64(nbytes), ir.Constant(I1, 0)])
+    ctx.mb.memcpy(ctx.b, dst, src, nbytes)
 
 
 def copy_box(
