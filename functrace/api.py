@@ -232,7 +232,6 @@ class JittedFunction:
         self._fast: dict[tuple, _CacheEntry] = {}
         # The only cache entry, when there is one and it takes plain arrays: its compiled
         # entry point checks the arguments itself.
-        self._sole: _CacheEntry | None = None
         self._sole_call: tuple | None = None  # (number of arguments, fast, single output, out tree)
         self._lock = threading.Lock()
         self._signature = _signature_or_none(fun)
@@ -281,8 +280,8 @@ class JittedFunction:
         if not static and not self._donate_argnums and all(type(a) is np.ndarray for a in args):
             self._fast[tuple([(a.shape, a.dtype) for a in args])] = entry
             fast = getattr(entry.executable, "fast", None)
-            self._sole = entry if len(self._cache) == 1 and fast is not None else None
-            self._sole_call = (len(args), fast, entry.single, entry.fn.out_tree) if self._sole is not None else None
+            sole = len(self._cache) == 1 and fast is not None
+            self._sole_call = (len(args), fast, entry.single, entry.fn.out_tree) if sole else None
         return entry, flat
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -66,16 +66,14 @@ def _uses(body: Function) -> dict[Var, int]:
 
 def _hoist_one(eqn: Eqn) -> list[Eqn] | None:
     """The scan with one accumulating carry hoisted, plus the product and the add; or None."""
-    from functrace.control_flow.scan import scan_p
     from functrace.lax.elementwise import add_p
     from functrace.lax.linalg import dot_general_p
 
     p = eqn.params
     body: Function = p["body"]
-    nc, nk, length = p["num_consts"], p["num_carry"], p["length"]
+    nc, nk = p["num_consts"], p["num_carry"]
     carry_in = body.invars[nc : nc + nk]
-    xs_in = body.invars[nc + nk :]
-    carry_out, ys_out = body.outvars[:nk], body.outvars[nk:]
+    carry_out = body.outvars[:nk]
     producer = {v: e for e in body.eqns for v in e.outvars}
     uses = _uses(body)
     for j in range(nk):
@@ -96,14 +94,21 @@ def _hoist_one(eqn: Eqn) -> list[Eqn] | None:
             factors.append(a)
         if len(factors) != 2:
             continue
-        return _rewrite(eqn, j, dot, factors, xs_in, ys_out, scan_p, add_p, dot_general_p, length)
+        return _rewrite(eqn, j, dot, factors)
     return None
 
 
-def _rewrite(eqn, j, dot, factors, xs_in, ys_out, scan_p, add_p, dot_general_p, length) -> list[Eqn]:
+def _rewrite(eqn: Eqn, j: int, dot: Eqn, factors: list[Var]) -> list[Eqn]:
+    """The scan without carry ``j``, the product of the stacked ``factors`` over all steps,
+    and its sum with carry ``j``'s initial value."""
+    from functrace.control_flow.scan import scan_p
+    from functrace.lax.elementwise import add_p
+    from functrace.lax.linalg import dot_general_p
+
     p = eqn.params
     body: Function = p["body"]
-    nc, nk = p["num_consts"], p["num_carry"]
+    nc, nk, length = p["num_consts"], p["num_carry"], p["length"]
+    xs_in, ys_out = body.invars[nc + nk :], body.outvars[nk:]
     extra: list[Var] = []  # body values to stack as new outputs
     stacked = []
     n_ys = len(ys_out)
