@@ -354,6 +354,10 @@ def _signature_or_none(fun: Callable) -> inspect.Signature | None:
 
 
 def _signature_of(x: Any) -> tuple:
+    """A leaf's part of the cache key. An array's own dtype stands in for the canonical one
+    (cheaper; an int8 array then has its own entry, traced as int32 all the same)."""
+    if type(x) is np.ndarray:
+        return (x.shape, x.dtype, False)
     aval: ShapedArray = get_aval(x)
     return (aval.shape, aval.dtype, aval.weak_type)
 
