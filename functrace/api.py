@@ -301,11 +301,9 @@ class JittedFunction:
             # The fast path: every argument a plain array of a signature seen before.
             fast_key = tuple([(a.shape, a.dtype) for a in args if type(a) is np.ndarray])
             entry = self._fast.get(fast_key) if len(fast_key) == len(args) else None
-            if entry is not None:
-                call = getattr(entry.executable, "call_arrays", None)
-                if call is not None and not _config_values["debug_nans"]:
-                    outs = call(args)
-                    return outs[0] if entry.single else tree_util.tree_unflatten(entry.fn.out_tree, outs)
+            if entry is not None and not _config_values["debug_nans"]:
+                outs = entry.executable(*args)
+                return outs[0] if entry.single else tree_util.tree_unflatten(entry.fn.out_tree, outs)
         return self._call(*args, **kwargs)
 
     @api_boundary

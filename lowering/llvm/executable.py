@@ -15,8 +15,8 @@ _config = config._values
 class Executable:
     """Calls compiled code on flat arguments; returns the list of output arrays.
 
-    Arguments that are not C-contiguous, aligned arrays of the right dtype are
-    converted (a copy). Outputs are fresh ``numpy.ndarray``s. With ``debug_nans`` a
+    Arguments that are not arrays of the traced dtype, or that the compiled entry refuses
+    (not C-contiguous and aligned), are converted (a copy). Outputs are fresh ``numpy.ndarray``s. With ``debug_nans`` a
     NaN in an output re-runs the IR op by op, which names the primitive.
     """
 
@@ -38,14 +38,18 @@ class Executable:
         self.fast = self._make_fast() if FULL_CHECK and not self._donation else None
 
     def __call__(self, *flat):
-        args = []
-        for x, (dtype, shape) in zip(flat, self._in, strict=True):
-            if not (type(x) is np.ndarray and x.dtype == dtype and x.flags.c_contiguous and x.flags.aligned):
-                x = np.ascontiguousarray(np.asarray(x, dtype=dtype))
-                if x.shape != shape:
-                    x = x.reshape(shape)
-            args.append(x)
-        return self.call_arrays(args, checked=True)
+        args = [
+            x if type(x) is np.ndarray and x.dtype == dtype else np.asarray(x, dtype=dtype).reshape(shape)
+            for x, (dtype, shape) in zip(flat, self._in, strict=True)
+        ]
+        outs = self._run(args)
+        if outs is None:  # the entry refused a non-contiguous or unaligned array: copy them
+            outs = self._run([np.require(x, requirements="CA") for x in args])
+            if outs is None:
+                raise RuntimeError("compiled code refused C-contiguous, aligned arguments")
+        if self._float_out and _config["debug_nans"] and any(o.dtype.kind == "f" and np.isnan(o).any() for o in outs):
+            eval_ir(self.fn, args)  # raises FloatingPointError naming the primitive
+        return outs
 
     def _make_fast(self):
         """``fast(args)``: the outputs, or None when the compiled entry refuses the arguments
@@ -77,9 +81,9 @@ class Executable:
 
         return fast
 
-    def call_arrays(self, args, checked: bool = False):
-        """``args`` are ndarrays of the exact dtypes and shapes. The compiled entry refuses
-        non-contiguous or unaligned ones, which then take the converting path."""
+    def _run(self, args: list[np.ndarray]) -> list[np.ndarray] | None:
+        """One call on ndarrays of the traced dtypes and shapes; None when the compiled entry
+        refuses them (not C-contiguous and aligned)."""
         outs = [np.empty(shape, dtype) for shape, dtype in self._out]
         for p, k in self._donation:
             donor = args[k]
@@ -90,10 +94,4 @@ class Executable:
             extra.append(self._ws_pool.pop() if self._ws_pool else np.empty(self._ws_size, np.uint8))
         rc = self._cfunc(RUNTIME_TABLE, *self._consts, *args, *outs, *extra)
         self._ws_pool.extend(extra)
-        if rc:
-            if checked:
-                raise RuntimeError("compiled code refused contiguous arguments")
-            return self(*args)
-        if self._float_out and _config["debug_nans"] and any(o.dtype.kind == "f" and np.isnan(o).any() for o in outs):
-            eval_ir(self.fn, args)  # raises FloatingPointError naming the primitive
-        return outs
+        return None if rc else outs
