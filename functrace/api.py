@@ -14,10 +14,11 @@ import numpy as np
 
 from functrace import tree_util
 from functrace.config import config as _config
-from functrace.control_flow.scan_passes import hoist_accumulations, prune_scans
+from functrace.control_flow.scan_passes import hoist_accumulations, pretranspose_loop_weights, prune_scans
 from functrace.core.abstract import ShapedArray
 from functrace.core.eval import eval_ir
 from functrace.core.ir import Function
+from functrace.core.layout import absorb_transposes
 from functrace.core.passes import simplify
 from functrace.core.source_info import api_boundary
 from functrace.core.staging import leaf_names, trace_to_ir
@@ -44,6 +45,15 @@ def _hashable_static(value: Any, index: int, fun: Callable) -> Any:
             "pass a hashable value (a tuple instead of a list, say)"
         ) from None
     return value
+
+
+def optimize(fn: Function) -> Function:
+    """The IR passes every backend gets, in order: simplification (folding, identities,
+    CSE, DCE), scans' accumulations hoisted and unused residuals pruned, transposes
+    absorbed into products and reductions, loop bodies' products by a weight's transpose
+    made to read a transposed copy, and simplification again."""
+    fn = prune_scans(hoist_accumulations(simplify(fn)))
+    return simplify(pretranspose_loop_weights(absorb_transposes(fn)))
 
 
 def _stage(
@@ -274,7 +284,7 @@ class JittedFunction:
                         )
                         _log.warning("jit: compiling %s for %s: %s", name, self._backend, reason)
                     # The staged IR was type-checked; the passes keep it well typed.
-                    fn = simplify(prune_scans(hoist_accumulations(simplify(fn))))
+                    fn = optimize(fn)
                     entry = _CacheEntry(fn, get_backend(self._backend)(fn, self._donated_leaves(args, static)))
                     self._cache[key] = entry
         if not static and not self._donate_argnums and all(type(a) is np.ndarray for a in args):

@@ -11,8 +11,14 @@ A producer is fused into its consumers' kernel when
   with one result that is not a function output;
 - every use of that result is in the same kernel, in an operand slot that the
   consumer reads element by element (``FUSIBLE_OPERANDS``);
-- it has as many elements as the kernel's loop (or one), so fusing never repeats
-  work: a small array broadcast into a big loop is computed once, in its own kernel.
+- fusing never repeats work: the kernels evaluate it at most once per element (a small
+  array broadcast into a big loop is computed once, in its own kernel), or it has one
+  element. An array read through slices is evaluated only where they read it: the
+  pieces of a split fuse into each piece's kernel. Cheap producers may be evaluated
+  again in up to ``MAX_DUPLICATES`` kernels.
+
+``concatenate`` fuses its operands: each piece is computed straight into its place in
+the result (the cotangent of a split, in a reverse-mode loop body, is one kernel).
 
 Reductions fuse their producers too (``sum(x * y)`` is one loop with no
 intermediate), so an elementwise / broadcast / reduction chain becomes one loop nest.
@@ -100,7 +106,17 @@ def fusible_operands(eqn: Eqn) -> Sequence[int]:
         return range(len(eqn.inputs))
     if name in REDUCTIONS:
         return (0,)
+    if name == "concatenate":
+        return range(len(eqn.inputs))
     return ()
+
+
+def operand_evaluations(eqn: Eqn, slot: int, evaluations: int) -> int:
+    """How often a fused operand in ``slot`` is evaluated when ``eqn`` is evaluated
+    ``evaluations`` times (a concatenate evaluates each piece once per piece element)."""
+    if eqn.primitive.name == "concatenate":
+        return math.prod(eqn.inputs[slot].aval.shape)
+    return evaluations
 
 
 def is_fusible_producer(eqn: Eqn) -> bool:
@@ -173,6 +189,8 @@ CHEAP = frozenset(
     ]
 ) | INDEX_REMAP - {"pad"}
 MAX_DUPLICATES = 4
+# Kernels that may each compute a part of one fused producer (no element twice).
+MAX_SHARERS = 16
 # How deep a fused expression may nest (producer of a producer of ... the root): code
 # generation recurses once per level, and a long chain is better cut into several loops.
 MAX_DEPTH = 48
@@ -188,28 +206,35 @@ def fuse(fn: Function, enabled: bool = True) -> FusionPlan:
                 uses.setdefault(a, []).append((e, i))
     outputs = {v for v in fn.outvars if isinstance(v, Var)}
     kernels_of: dict[int, list[Kernel]] = {}  # an equation's kernels (several when duplicated)
+    # How often each kernel evaluates an equation: (id(eqn), id(kernel)) -> count.
+    evaluations: dict[tuple[int, int], int] = {}
     depth: dict[int, int] = {}  # how deep an equation sits under its kernel's root
     fused: set[Var] = set()
     roots: list[Kernel] = []
     for eqn in reversed(fn.eqns):
-        targets = _fusion_targets(eqn, uses, outputs, kernels_of) if enabled else None
-        level = 1 + max((depth[id(user)] for user, _ in uses.get(eqn.outvars[0], ())), default=0) if targets else 0
-        if not targets or level > MAX_DEPTH:
-            targets, level = [Kernel(eqn)], 0
-            roots.append(targets[0])
+        plan = _fusion_targets(eqn, uses, outputs, kernels_of, evaluations) if enabled else None
+        level = 1 + max((depth[id(user)] for user, _ in uses.get(eqn.outvars[0], ())), default=0) if plan else 0
+        if not plan or level > MAX_DEPTH:
+            root = Kernel(eqn)
+            roots.append(root)
+            kernels_of[id(eqn)] = [root]
+            evaluations[id(eqn), id(root)] = root.size
         else:
-            for target in targets:
+            for target, count in plan:
                 target.eqns.insert(0, eqn)
+                evaluations[id(eqn), id(target)] = count
             fused.add(eqn.outvars[0])
-        kernels_of[id(eqn)] = targets
+            kernels_of[id(eqn)] = [target for target, _ in plan]
         depth[id(eqn)] = level
     roots.reverse()
     return FusionPlan(roots, fused, producer)
 
 
-def _fusion_targets(eqn: Eqn, uses: dict, outputs: set, kernels_of: dict) -> list[Kernel] | None:
-    """The kernels to compute ``eqn`` in: its consumers' kernel, or (cheap producers) each of
-    its consumers' kernels; None when it must be stored."""
+def _fusion_targets(
+    eqn: Eqn, uses: dict, outputs: set, kernels_of: dict, evaluations: dict
+) -> list[tuple[Kernel, int]] | None:
+    """The kernels to compute ``eqn`` in, each with how often it evaluates ``eqn``: its
+    consumers' kernel(s); None when it must be stored."""
     if not is_fusible_producer(eqn):
         return None
     (out,) = eqn.outvars
@@ -217,10 +242,22 @@ def _fusion_targets(eqn: Eqn, uses: dict, outputs: set, kernels_of: dict) -> lis
         return None
     if any(slot not in fusible_operands(user) for user, slot in uses[out]):
         return None
-    kernels = list({id(k): k for user, _ in uses[out] for k in kernels_of[id(user)]}.values())
-    if len(kernels) > 1 and (eqn.primitive.name not in CHEAP or len(kernels) > MAX_DUPLICATES):
-        return None
+    counts: dict[int, tuple[Kernel, int]] = {}
+    for user, slot in uses[out]:
+        for k in kernels_of[id(user)]:
+            n = operand_evaluations(user, slot, evaluations[id(user), id(k)])
+            if id(k) not in counts or counts[id(k)][1] < n:
+                counts[id(k)] = (k, n)
+    plan = list(counts.values())
     size = math.prod(out.aval.shape)
-    if any(size != k.size and size != 1 for k in kernels):
-        return None
-    return kernels
+    if size == 1:
+        cheap = eqn.primitive.name in CHEAP and len(plan) <= MAX_DUPLICATES
+        return plan if len(plan) == 1 or cheap else None
+    if any(n > size for _, n in plan):
+        return None  # a broadcast: fused, each element would be computed many times
+    total = sum(n for _, n in plan)
+    if total <= size and len(plan) <= MAX_SHARERS:
+        return plan  # no element computed twice (disjoint slices, or one kernel)
+    if eqn.primitive.name in CHEAP and len(plan) <= MAX_DUPLICATES:
+        return plan
+    return None

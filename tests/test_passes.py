@@ -99,3 +99,108 @@ def lax_pad(v, lo_hi):
     from functrace import lax
 
     return lax.pad(v, np.float64(0), ((0, 0, 0), (*lo_hi, 0)))
+
+
+def test_simplify_reaches_into_loop_bodies():
+    from functrace import lax
+
+    rng = np.random.default_rng(2)
+    xs = rng.normal(size=(5, 3, 8))
+
+    def f(xs):
+        def step(c, x):
+            parts = fnp.split(fnp.tanh(x + c), 4, axis=1)
+            return c * 0.5, sum((p * (k + 2.0)).sum() for k, p in enumerate(parts))
+
+        return lax.scan(step, fnp.zeros((3, 8)), xs)[1].sum()
+
+    grad = ft.grad(f)
+    fn = simplify(ft.make_ir(grad)(xs))
+    bodies = [e.params["body"] for e in fn.eqns if e.primitive.name == "scan"]
+    names = [e.primitive.name for body in bodies for e in body.eqns]
+    assert "concatenate" in names and "pad" not in names
+    fn.typecheck()
+    np.testing.assert_allclose(fn.eval(xs), grad(xs), rtol=1e-12)
+
+
+# --- layout: transposes absorbed by products and reductions ------------------------------------
+
+
+def _check_layout(f, *args, transposes_left=0):
+    from functrace.core.layout import absorb_transposes
+
+    fn = absorb_transposes(simplify(ft.make_ir(f)(*args)))
+    fn.typecheck()
+    assert _names(fn).count("transpose") == transposes_left, _names(fn)
+    assert_same(fn.eval(*args), f(*args), rtol=1e-12)
+    return fn
+
+
+def test_products_and_reductions_read_through_transposes():
+    from functrace import lax
+
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(4, 5, 3)), rng.normal(size=(5, 4, 6))
+    # dot_general contracts the transposed operand's own dims, in either position
+    dn = (((0, 1), (0, 1)), ((), ()))
+    _check_layout(lambda a, b: lax.dot_general(a, fnp.transpose(b, (1, 0, 2)), dn), a, b)
+    _check_layout(lambda a, b: lax.dot_general(fnp.transpose(b, (1, 0, 2)), a, dn), a, b)
+    # batch dims too
+    dn_batch = (((2,), (0,)), ((0,), (2,)))
+    c = rng.normal(size=(3, 6, 5))
+    _check_layout(lambda a, c: lax.dot_general(fnp.transpose(a, (1, 0, 2)), c, dn_batch), a, c)
+    # reductions: sum/max over the transposed axes
+    _check_layout(lambda b: fnp.sum(fnp.transpose(b, (1, 0, 2)), axis=(0, 1)), b)
+    _check_layout(lambda b: fnp.max(fnp.transpose(b, (2, 0, 1)), axis=0), b)
+    # a transpose that reorders the free dims of the result stays
+    _check_layout(lambda b: fnp.sum(fnp.transpose(b, (1, 0, 2)), axis=2), b, transposes_left=1)
+    d = rng.normal(size=(6, 3))
+    _check_layout(lambda a, d: lax.dot_general(a, fnp.transpose(d), (((2,), (0,)), ((), ()))), a, d)
+    e = rng.normal(size=(3, 5, 6))
+    dn_free = (((2,), (0,)), ((), ()))
+    _check_layout(lambda a, e: lax.dot_general(a, fnp.transpose(e, (0, 2, 1)), dn_free), a, e, transposes_left=1)
+
+
+def test_transpose_of_a_product_and_bias_moves_to_the_small_operand():
+    rng = np.random.default_rng(4)
+    x, w, bias = rng.normal(size=(6, 7, 3)), rng.normal(size=(3, 20)), rng.normal(size=20)
+    fn = _check_layout(lambda x, w, b: fnp.swapaxes(x @ w + b, 0, 1), x, w, bias, transposes_left=1)
+    (t,) = [e for e in fn.eqns if e.primitive.name == "transpose"]
+    assert t.inputs[0] is fn.invars[0]  # the input is transposed, not the product
+    # rhs free dims reordered: the weight is transposed instead
+    from functrace import lax
+
+    v = rng.normal(size=(3, 5, 4))
+    dn = (((2,), (0,)), ((), ()))
+    fn = _check_layout(lambda x, v: fnp.transpose(lax.dot_general(x, v, dn), (0, 1, 3, 2)), x, v, transposes_left=1)
+    (t,) = [e for e in fn.eqns if e.primitive.name == "transpose"]
+    assert t.inputs[0] is fn.invars[1]
+    # the product used elsewhere too: left alone, the transpose stays
+    g = lambda x, w: (fnp.swapaxes(x @ w, 0, 1), x @ w)  # noqa: E731
+    _check_layout(g, x, w, transposes_left=1)
+
+
+def test_loop_weights_used_transposed_are_transposed_once_before_the_loop():
+    from functrace import lax
+    from functrace.control_flow.scan_passes import pretranspose_loop_weights
+    from functrace.core.layout import absorb_transposes
+
+    rng = np.random.default_rng(5)
+    w, u, h0, xs = rng.normal(size=(4, 6)), rng.normal(size=(4, 6)), rng.normal(size=(2, 6)), rng.normal(size=(3, 2, 6))
+
+    def f(w, u, h0, xs):
+        def step(h, x):
+            h = fnp.tanh(h @ w.T @ u + x)  # w.T in the body: a product by the transpose
+            return h, h.sum()
+
+        return lax.scan(step, h0, xs)
+
+    fn = pretranspose_loop_weights(absorb_transposes(simplify(ft.make_ir(f)(w, u, h0, xs))))
+    fn.typecheck()
+    (scan,) = [e for e in fn.eqns if e.primitive.name == "scan"]
+    body = scan.params["body"]
+    dots = [e for e in body.eqns if e.primitive.name == "dot_general"]
+    assert {e.params["dimension_numbers"][0][1] for e in dots} == {(0,)}
+    assert "transpose" in _names(fn)
+    assert_same(fn.eval(w, u, h0, xs), f(w, u, h0, xs))
+    assert_same(ft.jit(f)(w, u, h0, xs), f(w, u, h0, xs), rtol=1e-12)

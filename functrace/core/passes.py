@@ -14,6 +14,7 @@ interpreter that returns a new ``Function`` (the input is not modified).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -198,6 +199,21 @@ def _split_cotangent(eqn: Eqn, producer: dict) -> Eqn | None:
     return Eqn(concatenate_p, [x for _, x in pieces], {"dimension": axis}, eqn.outvars, eqn.source)
 
 
+def map_bodies(params: dict, transform: Callable[[Function], Function]) -> dict:
+    """``params`` with ``transform`` applied to the functions in them (loop bodies, branches)."""
+
+    def one(value: Any) -> Any:
+        if isinstance(value, Function):
+            return transform(value)
+        if isinstance(value, tuple | list) and any(isinstance(v, Function) for v in value):
+            return type(value)(one(v) for v in value)
+        return value
+
+    if not any(isinstance(v, Function | tuple | list) for v in params.values()):
+        return params
+    return {k: one(v) for k, v in params.items()}
+
+
 def simplify(fn: Function) -> Function:
     """Constant folding, algebraic identities and common subexpressions, then DCE.
 
@@ -220,13 +236,14 @@ def simplify(fn: Function) -> Function:
     eqns = []
     for eqn in fn.eqns:
         inputs = [read(a) for a in eqn.inputs]
+        params = map_bodies(eqn.params, simplify)
         if (
             eqn.primitive.name == "reshape"
             and inputs[0] in producer
             and producer[inputs[0]].primitive.name == "reshape"
         ):
             inputs = [producer[inputs[0]].inputs[0]]  # reshape of a reshape: one reshape
-        new = Eqn(eqn.primitive, inputs, eqn.params, eqn.outvars, eqn.source)
+        new = Eqn(eqn.primitive, inputs, params, eqn.outvars, eqn.source)
         expanded = _outer_product(new)
         if expanded is not None:
             producer.update((v, e) for e in expanded for v in e.outvars)

@@ -241,6 +241,9 @@ class Arena:
 # --- the module -------------------------------------------------------------------------
 
 
+PROFILE_SLOTS = 4096  # kernels timed in a profiling build
+
+
 class ModuleBuilder:
     """One LLVM module: the functions lowered so far and the runtime functions they call."""
 
@@ -254,6 +257,7 @@ class ModuleBuilder:
         self.math_functions: set[str] = set()
         self._novec: ir.MDValue | None = None
         self.profile: ir.GlobalVariable | None = None  # per-kernel cycle counters (profiling builds)
+        self.profile_rows: list[str] = []  # what each counter times
 
     def novec_marker(self) -> ir.MDValue:
         """The loop metadata that turns vectorization off (made self-referential and
@@ -302,7 +306,7 @@ class ModuleBuilder:
         if runtime.uses_blas(fn):
             lowering.parallel_min = runtime.PARALLEL_MIN_ELEMENTS_WITH_BLAS
         if profile:
-            table_type = ir.ArrayType(I64, max(1, len(lowering.plan.kernels)))
+            table_type = ir.ArrayType(I64, PROFILE_SLOTS)
             self.profile = ir.GlobalVariable(self.module, table_type, f"{self.prefix}_profile")
             self.profile.initializer = ir.Constant(table_type, None)
         pairs = lowering.donation(donated) if donated else []
@@ -411,8 +415,8 @@ class FunctionLowering:
                     self._slots[v] = (off, nbytes)
                     self._slot_users[off] = 1
             if not any(v in self._aliased for v in root.outvars):
-                if self.is_main and self.mb.profile is not None:
-                    self._emit_timed(k, kernel)
+                if self.mb.profile is not None and len(self.mb.profile_rows) < PROFILE_SLOTS:
+                    self._emit_timed(kernel)
                 else:
                     self.emit_kernel(kernel)
             for v in last_use.get(k, ()):
@@ -511,10 +515,15 @@ class FunctionLowering:
             raise NotImplementedError(f"the cpu backend has no lowering for primitive '{prim.name}'")
         rule(ctx, root, [self.operand(a) for a in root.inputs], [self.buffers[v] for v in root.outvars])
 
-    def _emit_timed(self, k: int, kernel: fusion.Kernel) -> None:
-        """Profiling builds: add the kernel's cycle count to slot ``k`` of a global array."""
+    def _emit_timed(self, kernel: fusion.Kernel) -> None:
+        """Profiling builds: add the kernel's cycle count to its own slot of a global array
+        (kernels of loop bodies too: a scan's own slot counts its body's kernels again)."""
         clock = self.mb.declare("llvm.readcyclecounter", I64, [])
         table = self.mb.profile
+        k = len(self.mb.profile_rows)
+        shapes = " ".join(v.aval.str_short() for v in kernel.root.outvars)
+        where = "" if self.is_main else f"[{self.llfn.name.removeprefix(self.mb.prefix + '_')}] "
+        self.mb.profile_rows.append(f"{where}{' '.join(e.primitive.name for e in kernel.eqns)} -> {shapes}")
         t0 = self.b.call(clock, [])
         self.emit_kernel(kernel)
         slot = self.b.gep(self.b.bitcast(table, ir.PointerType(I64)), [i64(k)], source_etype=I64)

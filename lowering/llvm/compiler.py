@@ -76,12 +76,15 @@ FULL_CHECK = _verify_layout()
 
 
 def module_text(
-    fn: Function, prefix: str, donated: tuple[int, ...] = (), profile: bool = False
+    fn: Function, prefix: str, donated: tuple[int, ...] = (), profile_rows: list[str] | None = None
 ) -> tuple[str, str, int, list]:
     """The LLVM IR text of ``fn`` with its entry point:
-    ``(text, entry name, workspace bytes, donation pairs)``."""
+    ``(text, entry name, workspace bytes, donation pairs)``. With a ``profile_rows`` list
+    every kernel is timed, and the list receives what each counter times."""
     mb = ModuleBuilder(prefix)
-    main, ws_size, pairs = mb.lower_main(fn, donated, profile)
+    main, ws_size, pairs = mb.lower_main(fn, donated, profile_rows is not None)
+    if profile_rows is not None:
+        profile_rows.extend(mb.profile_rows)
     n_in = len(fn.constvars) + len(fn.invars)
     n_out = len(fn.outvars)
     i32 = ir.IntType(32)
@@ -249,13 +252,13 @@ def compile_function(fn: Function, donated: tuple[int, ...] = ()) -> Compiled:
 
 def profile_kernels(fn: Function, args: list, repeat: int = 10) -> list[tuple[float, str]]:
     """Run ``fn`` compiled with a cycle counter around every kernel; returns
-    ``(share of cycles, kernel description)`` sorted by cost. A development tool
-    (``docs/jit.md``, "Debugging")."""
-    from lowering import fusion
-
+    ``(share of cycles, kernel description)`` sorted by cost. Kernels of loop bodies are
+    named with their function (``[sub] ...``) and also count in their loop's share.
+    A development tool (``docs/jit.md``, "Debugging")."""
     key = _key(fn, ()) + "-profile"
     prefix = _prefix(key)
-    text, entry, ws_size, _ = module_text(fn, prefix, (), profile=True)
+    rows: list[str] = []
+    text, entry, ws_size, _ = module_text(fn, prefix, (), profile_rows=rows)
     obj = engine.emit_object(engine.optimize(text))
     addresses = engine.load(key, obj, [entry])
     compiled = Compiled(fn, key, entry, addresses[entry], ws_size, False)
@@ -264,13 +267,8 @@ def profile_kernels(fn: Function, args: list, repeat: int = 10) -> list[tuple[fl
     exe = Executable(fn, compiled)
     for _ in range(repeat):
         exe(*args)
-    kernels = fusion.fuse(fn).kernels
     with engine._lock:
         address = engine._engine.get_global_value_address(f"{prefix}_profile")
-    counts = list((ctypes.c_int64 * max(1, len(kernels))).from_address(address))
-    total = max(1, sum(counts))
-    rows = []
-    for c, k in zip(counts, kernels, strict=False):
-        shapes = " ".join(v.aval.str_short() for v in k.root.outvars)
-        rows.append((c / total, f"{' '.join(e.primitive.name for e in k.eqns)} -> {shapes}"))
-    return sorted(rows, reverse=True)
+    counts = list((ctypes.c_int64 * max(1, len(rows))).from_address(address))
+    total = max(1, sum(c for c, r in zip(counts, rows, strict=False) if not r.startswith("[")))
+    return sorted(((c / total, r) for c, r in zip(counts, rows, strict=False)), reverse=True)

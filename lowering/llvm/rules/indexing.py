@@ -253,12 +253,20 @@ def _pad_lower(ctx: KernelContext, eqn: Eqn, ins: list, outs: list[Buffer]) -> N
 @kernel_rule("concatenate")
 def _concatenate_lower(ctx: KernelContext, eqn: Eqn, ins: list, outs: list[Buffer]) -> None:
     """One box copy per operand, to its offset along ``dimension`` (contiguous blocks
-    become memcpys: one in all when concatenating along the first axis)."""
+    become memcpys: one in all when concatenating along the first axis). A fused operand
+    (``lowering.fusion``) is computed in a loop nest over its shape, straight into place."""
     (out,) = outs
     dim = eqn.params["dimension"]
     out_strides = strides(out.aval.shape)
     start = 0
-    for x in ins:
-        shape = x.aval.shape
-        copy_box(ctx, out, i64(start * out_strides[dim]), out_strides, x, i64(0), strides(shape), shape)
+    for a, x in zip(eqn.inputs, ins, strict=True):
+        shape = a.aval.shape
+        base = start * out_strides[dim]
+        if x is None:
+            with loop_nest(ctx.b, shape, "piece") as idx:
+                flat = offset(ctx.b, i64(base), idx, out_strides)
+                out.store(ctx.b, ctx.value_at(a, idx), flat)
+            ctx.forget()
+        else:
+            copy_box(ctx, out, i64(base), out_strides, x, i64(0), strides(shape), shape)
         start += shape[dim]

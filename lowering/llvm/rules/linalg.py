@@ -220,6 +220,33 @@ def _as_matrices(ctx, buf: Buffer, batch, rows, cols, blas: bool) -> tuple[_Oper
     return _Operand(copy, tuple(batch_st), MatrixView(copy.ptr, n_rows, n_cols, n_cols, 1)), free
 
 
+def _copied_bytes(buf: Buffer, batch, rows, cols, blas: bool) -> int:
+    """What ``_as_matrices`` would copy: nothing when ``buf`` reads in place."""
+    shape = buf.aval.shape
+    st = strides(shape)
+    rs, cs = merged_stride(shape, st, rows), merged_stride(shape, st, cols)
+    if rs is not None and cs is not None:
+        view = MatrixView(buf.ptr, math.prod(shape[d] for d in rows), math.prod(shape[d] for d in cols), rs, cs)
+        if not blas or blas_layout(view) is not None:
+            return 0
+    return math.prod(shape) * buf.aval.dtype.itemsize
+
+
+def _contraction_order(lhs: Buffer, rhs: Buffer, lc, rc, lb, rb, lf, rf, blas: bool) -> tuple[tuple, tuple]:
+    """The contracted dim pairs in the order that copies the fewest bytes (the pairs may
+    be summed in any order; the operands' dims must flatten in the same one)."""
+    pairs = list(zip(lc, rc, strict=True))
+    if len(pairs) < 2 or len(pairs) > 4:
+        return tuple(lc), tuple(rc)
+    best = None
+    for order in itertools.permutations(pairs):
+        lo, ro = tuple(p[0] for p in order), tuple(p[1] for p in order)
+        cost = _copied_bytes(lhs, lb, lf, lo, blas) + _copied_bytes(rhs, rb, ro, rf, blas)
+        if best is None or cost < best[0]:
+            best = (cost, lo, ro)
+    return best[1], best[2]
+
+
 def _free_dims(ndim: int, contract, batch) -> list[int]:
     """The dims that are neither contracted nor batch, in order."""
     return [d for d in range(ndim) if d not in contract and d not in batch]
@@ -246,6 +273,7 @@ def _dot_general_lower(ctx, eqn, ins, outs):
         fill_zero(ctx, dtype, MatrixView(out.ptr, 1, math.prod(out.aval.shape), 0, 1))
         return
     blas = use_blas(dtype, m, n, k)
+    lc, rc = _contraction_order(lhs, rhs, lc, rc, lb, rb, lf, rf, blas)
     a, free_a = _as_matrices(ctx, lhs, lb, lf, lc, blas)
     b_, free_b = _as_matrices(ctx, rhs, rb, rc, rf, blas)
     b = ctx.b
