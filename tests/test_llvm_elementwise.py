@@ -106,6 +106,101 @@ def test_math_functions_within_ulp_bounds(name, dtype):
             np.testing.assert_allclose(cpu(getattr(lax, name))(special), getattr(lax, name)(special), equal_nan=True)
 
 
+# float32 exp, tanh and logistic are inline polynomials (lowering/llvm/mathlib.py): their
+# branch-free range reduction, clamps and scaling are checked where they could go wrong.
+INLINE_F32 = ("exp", "tanh", "logistic")
+
+
+def _around(points, ulps: int = 4) -> np.ndarray:
+    """Each float32 point and its ``ulps`` neighbours on either side, both signs."""
+    bits = np.asarray(points, np.float32).view(np.int32).astype(np.int64)
+    near = (bits[:, None] + np.arange(-ulps, ulps + 1)).reshape(-1)
+    near = near[(near >= 0) & (near < 0x7F800000)].astype(np.int32).view(np.float32)
+    return np.concatenate([near, -near])
+
+
+def _f32_edges() -> np.ndarray:
+    ln2 = np.log(2.0)
+    points = [
+        # zeros, denormals, tiny, around 1, huge
+        1e-45, 1e-40, 1.1754944e-38, 1e-30, 1e-10, 2.0**-25, 2.0**-24, 1e-4, 0.1, 0.5, 1.0, 2.0,
+        1e10, 1e30, 3.4028235e38,
+        # the overflow threshold (ln FLT_MAX), the smallest normal result (ln 2^-126), the
+        # smallest nonzero result (ln 2^-150) and the clamps of exp
+        88.72283935546875, 87.33654, 103.97208, 89.0, 104.0, 126 * ln2, 149 * ln2, 150 * ln2,
+        # logistic and tanh round to 1
+        16.635532, 17.0, 9.010913, 10.0,
+        # where n = round(y / ln2) steps (tanh: 2|x| = (k + 1/2) ln2; below ln2 / 4, n = 0 and
+        # tanh takes its correction)
+        *[(k + 0.5) * ln2 for k in range(0, 150, 7)], *[(k + 0.5) * ln2 / 2 for k in range(30)],
+    ]  # fmt: skip
+    specials = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan], np.float32)
+    return np.concatenate([specials, _around(points)])
+
+
+def _check_f32_math(name: str, x: np.ndarray) -> None:
+    actual = cpu(getattr(lax, name))(x)
+    with np.errstate(all="ignore"):
+        expected = _math_reference(name, x)
+    np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected))
+    ok = ~np.isnan(expected)
+    # An infinity counts as one ULP past the largest float, so a result at the overflow
+    # threshold may round either way within the bound.
+    errors = ulp_distance(actual[ok], expected[ok])
+    worst = int(np.argmax(errors))
+    assert errors[worst] <= ULP_BOUNDS[name], (x[ok][worst], actual[ok][worst], expected[ok][worst])
+    zeros = ok & (expected == 0)
+    np.testing.assert_array_equal(np.signbit(actual[zeros]), np.signbit(expected[zeros]))
+
+
+@pytest.mark.parametrize("name", INLINE_F32)
+def test_inline_f32_math_at_edges(name):
+    x = _f32_edges()
+    _check_f32_math(name, x)
+    if name == "tanh":
+        assert np.signbit(cpu(lax.tanh)(np.array([-0.0], np.float32))[0])
+
+
+@pytest.mark.parametrize("name", INLINE_F32)
+def test_inline_f32_math_on_a_dense_sample_of_all_floats(name):
+    # Every 1021st bit pattern (4,206,629 floats: both signs, every binade, NaNs, infinities).
+    x = np.arange(0, 2**32, 1021, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    _check_f32_math(name, x)
+
+
+def test_inline_f32_math_scaling_without_avx512_gives_the_same_bits(monkeypatch):
+    # Without AVX-512, 2^n is two multiplies in the exponent bits instead of vscalefps: both
+    # round once, so the results are identical (on a host without AVX-512 both runs take it).
+    from lowering.llvm import mathlib
+
+    x = np.concatenate([_f32_edges(), RNG.uniform(-110, 110, 10_000).astype(np.float32)])
+    functions = (lax.exp, lax.logistic)
+    with np.errstate(all="ignore"):
+        default = [cpu(f)(x) for f in functions]
+    monkeypatch.setattr(mathlib, "_scalef_available", lambda: False)
+    cache = ft.config.jit_cache_dir
+    ft.config.update("jit_cache_dir", None)  # the cache key does not see the switch
+    try:
+        with np.errstate(all="ignore"):
+            for f, expected in zip(functions, default, strict=True):
+                exe = cpu(f).lower(x).compile()
+                assert "vscalefps" not in exe.compiled.assembly()
+                assert_same(exe(x), expected, rtol=0, atol=0)
+    finally:
+        ft.config.update("jit_cache_dir", cache)
+
+
+def test_logistic_float64_keeps_tiny_values():
+    # exp(-|x|) never overflows: sigmoid(-740) is a denormal, not 0.
+    x = np.array([-740.0, -745.0, -800.0, -40.0, 0.0, -0.0, 40.0, 800.0, np.inf, -np.inf, np.nan])
+    actual = cpu(lax.logistic)(x)
+    with np.errstate(all="ignore"):
+        expected = _math_reference("logistic", x)
+    np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected))
+    assert ulp_distance(actual[:-1], expected[:-1]).max() <= ULP_BOUNDS["logistic"]
+    assert actual[0] > 0
+
+
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("name", EXACT_FLOAT_UNARY)
 def test_exact_float_unary(name, dtype):
@@ -272,11 +367,16 @@ def test_broadcast_producer_is_not_recomputed():
 
 @pytest.mark.skipif("e" not in engine.libmvec_isa(), reason="needs libmvec and AVX-512")
 def test_math_loop_vectorizes_to_zmm_and_libmvec():
+    # float32 exp, tanh and logistic are inline: the loop is 16-lane code with no call at all.
     x = sample(np.float32, (4096,))
-    exe = cpu(elementwise_10m).lower(x).compile()
-    asm = exe.compiled.assembly()
-    assert "zmm" in asm
-    assert "_ZGVeN16v_expf" in asm or "_ZGVeN16v_tanhf" in asm
+    asm = cpu(elementwise_10m).lower(x).compile().compiled.assembly()
+    assert "zmm" in asm and "vscalefps" in asm and "vdivps" in asm
+    assert not [line for line in asm.split("\n") if "call" in line]
+    # The other functions, and float64, call libmvec's 16- (8-) lane versions.
+    asm = cpu(lambda v: fnp.log(v) + fnp.sin(v)).lower(x).compile().compiled.assembly()
+    assert "zmm" in asm and "_ZGVeN16v_logf" in asm and "_ZGVeN16v_sinf" in asm
+    asm = cpu(fnp.exp).lower(x.astype(np.float64)).compile().compiled.assembly()
+    assert "_ZGVeN8v_exp" in asm
 
 
 def test_as_llvm_shows_the_module():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 
+from lowering.llvm import mathlib
 from lowering.llvm.codegen import I1, constant, value_type
 from lowering.llvm.registry import scalar_rule
 
@@ -262,17 +263,37 @@ def _math(name: str):
     return rule
 
 
-for _name in ("exp", "log", "log1p", "expm1", "tanh", "sin", "cos", "erf"):
+for _name in ("log", "log1p", "expm1", "sin", "cos", "erf"):
     scalar_rule(_name)(_math(_name))
+
+
+def _inline_f32(name: str, inline):
+    """float32: the inline polynomial of ``mathlib`` (vectorizes in place); float64: libm/libmvec."""
+
+    def rule(ctx, eqn, args):
+        if _dtype(eqn) == np.float32:
+            return inline(ctx, *args)
+        return ctx.call_math(name, args)
+
+    return rule
+
+
+scalar_rule("exp")(_inline_f32("exp", mathlib.exp_f32))
+scalar_rule("tanh")(_inline_f32("tanh", mathlib.tanh_f32))
 
 
 @scalar_rule("logistic")
 def _logistic(ctx, eqn, args):
-    # 1 / (1 + exp(-x)): exp overflows to inf for very negative x, giving 0 as it should.
+    # With e = exp(-|x|) (at most 1, never overflows): 1 / (1 + e) for x >= 0, e / (1 + e)
+    # below, which keeps the tiny values of very negative x (down to the denormals).
     (x,) = args
+    if _dtype(eqn) == np.float32:
+        return mathlib.logistic_f32(ctx, x)
     one = constant(1, _dtype(eqn))
     b = ctx.b
-    return b.fdiv(one, b.fadd(one, ctx.call_math("exp", [b.fneg(x)])))
+    e = ctx.call_math("exp", [b.fneg(_intrinsic(ctx, "fabs", x))])
+    num = b.select(b.fcmp_ordered("<", x, _zero(_dtype(eqn))), e, one)  # NaN: e is NaN
+    return b.fdiv(num, b.fadd(one, e))
 
 
 @scalar_rule("is_finite")
