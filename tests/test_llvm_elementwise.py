@@ -371,7 +371,8 @@ def test_math_loop_vectorizes_to_zmm_and_libmvec():
     x = sample(np.float32, (4096,))
     asm = cpu(elementwise_10m).lower(x).compile().compiled.assembly()
     assert "zmm" in asm and "vscalefps" in asm and "vdivps" in asm
-    assert not [line for line in asm.split("\n") if "call" in line]
+    main = asm[asm.index("_main:") :]  # the program's function (the entry point calls it)
+    assert "call" not in main[: main.index(".Lfunc_end")]
     # The other functions, and float64, call libmvec's 16- (8-) lane versions.
     asm = cpu(lambda v: fnp.log(v) + fnp.sin(v)).lower(x).compile().compiled.assembly()
     assert "zmm" in asm and "_ZGVeN16v_logf" in asm and "_ZGVeN16v_sinf" in asm

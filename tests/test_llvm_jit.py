@@ -173,3 +173,137 @@ def test_donated_buffer_holds_the_output():
     # The same array passed twice is not overwritten while it is read.
     x = np.arange(4, dtype=np.float32)
     np.testing.assert_allclose(step(x, x), np.arange(4) - 0.1 * np.arange(4), rtol=1e-6)
+
+
+# --- programs compiled as several modules --------------------------------------------------
+
+
+@pytest.fixture
+def split_modules(monkeypatch):
+    """Every program of two kernels or more is split into up to three modules, compiled on
+    three threads; yields the module texts of each compile."""
+    from lowering.llvm import codegen, engine
+
+    monkeypatch.setattr(codegen, "PART_MIN_WEIGHT", 1)
+    monkeypatch.setattr(engine, "compile_threads", lambda: 3)
+    compiles: list[list[str]] = []
+    compile_objects = engine.compile_objects
+
+    def recorded(texts):
+        compiles.append(texts)
+        return compile_objects(texts)
+
+    monkeypatch.setattr(engine, "compile_objects", recorded)
+    return compiles
+
+
+def test_split_program_matches_numpy(split_modules):
+    from functrace.control_flow.scan import scan
+    from lowering.llvm import runtime
+
+    w = np.linspace(-1, 1, 6).reshape(2, 3).astype(np.float32)  # a constant
+    big = runtime.PARALLEL_MIN_ELEMENTS * 2  # a kernel split across threads, inside a part
+
+    def f(x, xs, v):
+        h = fnp.tanh(x * w) + 1.0
+        c, ys = scan(lambda c, r: (c * 0.5 + r.sum(), c + r), h.sum(), xs)
+        return h, c, ys * 2.0, x, v * 3.0 + 1.0, h, 7.0
+
+    x = np.linspace(0, 1, 6).reshape(2, 3).astype(np.float32)
+    xs = np.arange(10, dtype=np.float32).reshape(5, 2)
+    v = np.linspace(0, 1, big).astype(np.float32)
+    h, c, ys, x_out, v_out, h2, seven = cpu(f)(x, xs, v)
+    expected_h = np.tanh(x * w) + 1
+    carry, rows = np.float32(expected_h.sum()), []
+    for r in xs:
+        rows.append(carry + r)
+        carry = carry * np.float32(0.5) + r.sum()
+    np.testing.assert_allclose(h, expected_h, rtol=1e-5)
+    np.testing.assert_allclose(c, carry, rtol=1e-5)
+    np.testing.assert_allclose(ys, 2 * np.array(rows), rtol=1e-5)
+    np.testing.assert_array_equal(x_out, x)
+    np.testing.assert_allclose(v_out, v * 3 + 1, rtol=1e-6)
+    np.testing.assert_array_equal(h2, h)
+    assert seven == 7.0
+    (texts,) = split_modules
+    assert len(texts) == 3
+    if runtime.NUM_THREADS > 1:
+        assert sum('call i32 @"pthread_create"' in t for t in texts) == 1
+
+
+def test_split_program_donation_and_threads(split_modules):
+    step = cpu(lambda w, g: (w - 0.1 * fnp.tanh(g), fnp.exp(g).sum()), donate_argnums=0)
+    w, g = np.ones(64, np.float32), np.linspace(-1, 1, 64, dtype=np.float32)
+    expected = (w - 0.1 * np.tanh(g), np.exp(g).sum())
+    out, total = step(w, g)
+    assert out is w and len(split_modules[0]) >= 2
+    np.testing.assert_allclose(out, expected[0], rtol=1e-6)
+    np.testing.assert_allclose(total, expected[1], rtol=1e-5)
+    # Programs compiled by several threads at once, each on several threads of its own.
+    functions = [cpu(lambda x, k=k: fnp.exp(x * k).sum() + fnp.tanh(x).max() * k) for k in range(6)]
+    x = np.linspace(0, 1, 100, dtype=np.float32)
+    results: dict[int, float] = {}
+    barrier = threading.Barrier(len(functions))
+
+    def work(k):
+        barrier.wait()
+        results[k] = float(functions[k](x))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(len(functions))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k in range(len(functions)):
+        np.testing.assert_allclose(results[k], np.exp(x * k).sum() + np.tanh(x).max() * k, rtol=1e-5)
+
+
+def test_split_program_in_the_persistent_cache(tmp_path):
+    script = textwrap.dedent(
+        f"""
+        import numpy as np, functrace as ft, functrace.numpy as fnp
+        import lowering.llvm
+        from lowering.llvm import cache, codegen, engine
+        codegen.PART_MIN_WEIGHT = 1
+        engine.compile_threads = lambda: 3
+        ft.config.update("jit_cache_dir", {str(tmp_path)!r})
+        f = ft.jit(lambda x: (fnp.tanh(x) * 3.0).sum() + fnp.exp(x).max() + (x @ x.T).sum(), backend="cpu")
+        x = np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4)
+        exe = f.lower(x).compile()
+        (entry,) = [p for p in __import__("pathlib").Path({str(tmp_path)!r}).iterdir()]
+        meta, _ = cache.get({str(tmp_path)!r}, entry.stem)
+        print(exe.compiled.from_cache, len(meta["objects"]), repr(float(f(x))))
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    first = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
+    second = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
+    assert first.stdout.split()[:2] == ["False", "3"]
+    assert second.stdout.split()[:2] == ["True", "3"]
+    assert first.stdout.split()[2] == second.stdout.split()[2]
+    x = np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4)
+    expected = (np.tanh(x) * 3).sum() + np.exp(x).max() + (x @ x.T).sum()
+    np.testing.assert_allclose(float(first.stdout.split()[2]), expected, rtol=1e-5)
+
+
+def test_long_program_is_cut_into_functions_on_one_core(monkeypatch):
+    from lowering.llvm import codegen, engine
+
+    monkeypatch.setattr(codegen, "PART_MAX_WEIGHT", 30)
+    monkeypatch.setattr(engine, "compile_threads", lambda: 1)
+    compiles: list[list[str]] = []
+    compile_objects = engine.compile_objects
+    monkeypatch.setattr(engine, "compile_objects", lambda texts: compiles.append(texts) or compile_objects(texts))
+
+    def f(v):
+        for _ in range(8):
+            v = fnp.tanh(v) * 0.5 + v.mean()
+        return v
+
+    x = np.linspace(-1, 1, 64, dtype=np.float32)
+    expected = x.astype(np.float64)
+    for _ in range(8):
+        expected = np.tanh(expected) * 0.5 + expected.mean()
+    np.testing.assert_allclose(cpu(f)(x), expected, rtol=1e-5, atol=1e-6)
+    ((text,),) = compiles  # one module, several functions
+    assert text.count("define void @") >= 3

@@ -30,7 +30,7 @@ import numpy as np
 from llvmlite import ir
 
 from functrace.core.abstract import ShapedArray
-from functrace.core.ir import Eqn, Function, Literal, Var
+from functrace.core.ir import Eqn, Function, Literal, Var, sub_functions
 from lowering import fusion
 from lowering.llvm import registry, runtime
 
@@ -258,6 +258,9 @@ class ModuleBuilder:
         self._novec: ir.MDValue | None = None
         self.profile: ir.GlobalVariable | None = None  # per-kernel cycle counters (profiling builds)
         self.profile_rows: list[str] = []  # what each counter times
+        # Loop bodies' inputs that their loop packs (id(body) -> input indices; rules/smallgemm.py).
+        self.packed_inputs: dict[int, frozenset[int]] = {}
+        self.parts: list[ir.Function] = []  # the functions the top-level function is split into
 
     def novec_marker(self) -> ir.MDValue:
         """The loop metadata that turns vectorization off (made self-referential and
@@ -298,11 +301,15 @@ class ModuleBuilder:
         return hit
 
     def lower_main(
-        self, fn: Function, donated: Sequence[int], profile: bool = False
+        self, fn: Function, donated: Sequence[int], profile: bool = False, parts: int = 1
     ) -> tuple[ir.Function, int, list[tuple[int, int]]]:
-        """Lower the top-level function; also the donation pairs it allows."""
+        """Lower the top-level function; also the donation pairs it allows. With ``parts``
+        > 1 a long kernel sequence is split into that many functions (``self.parts``), which
+        ``lowering.llvm.compiler`` compiles as separate modules in parallel; a very long one
+        into more (``FunctionLowering._part_starts``)."""
         lowering = FunctionLowering(self, fn, self.unique("main"))
         lowering.is_main = True
+        lowering.parts = 0 if profile else parts
         if runtime.uses_blas(fn):
             lowering.parallel_min = runtime.PARALLEL_MIN_ELEMENTS_WITH_BLAS
         if profile:
@@ -312,6 +319,7 @@ class ModuleBuilder:
         pairs = lowering.donation(donated) if donated else []
         self._keepalive.append(fn)
         llfn, ws = self._lowered[id(fn)] = lowering.run()
+        self.parts = lowering.part_functions
         return llfn, ws, pairs
 
 
@@ -335,6 +343,9 @@ class FunctionLowering:
         self._aliased: set[Var] = set()
         self.is_main = False
         self.parallel_min = runtime.PARALLEL_MIN_ELEMENTS
+        self.parts = 0  # part functions wanted, if the program is long enough (top-level function only)
+        self.part_functions: list[ir.Function] = []
+        self._main: tuple | None = None  # (llfn, builder, entry) of the function split into parts
 
     # -- allocation --------------------------------------------------------------------
 
@@ -402,7 +413,12 @@ class FunctionLowering:
             if isinstance(v, Var) and v not in self.buffers and v not in direct:
                 direct[v] = (ptr, p)
         last_use = self._last_uses()
+        starts = self._part_starts() if self.is_main and self.parts else set()
+        if starts:
+            self.buffers = _PartBuffers(self.buffers, self)
         for k, kernel in enumerate(self.plan.kernels):
+            if k in starts:
+                self._begin_part()
             root = kernel.root
             for v in root.outvars:
                 if v in direct:
@@ -426,16 +442,62 @@ class FunctionLowering:
                     if not self._slot_users[slot[0]]:
                         self.release(*slot)
         # Outputs that no equation computed into place: inputs, literals, repeats.
-        for v, ptr in zip(fn.outvars, out_ptrs, strict=True):
-            out = Buffer(ptr, v.aval)
-            if isinstance(v, Literal):
-                out.store(b, constant(v.val, v.aval.dtype), i64(0))
-            elif self.buffers[v].ptr is not ptr:
-                self.copy(out, self.buffers[v])
-        b.ret_void()
-        with b.goto_block(self.entry):
-            b.branch(self.llfn.blocks[1])
+        for p, (v, ptr) in enumerate(zip(fn.outvars, out_ptrs, strict=True)):
+            if isinstance(v, Literal) or self.buffers[v].origin != ("out", p):
+                out = Buffer(self.buffers.pointer(("out", p)) if starts else ptr, v.aval)
+                if isinstance(v, Literal):
+                    out.store(self.b, constant(v.val, v.aval.dtype), i64(0))
+                else:
+                    self.copy(out, self.buffers[v])
+        if starts:
+            self._end_part()
+        self.b.ret_void()
+        with self.b.goto_block(self.entry):
+            self.b.branch(self.llfn.blocks[1])
         return self.llfn, self.arena.size
+
+    # -- parts -------------------------------------------------------------------------
+
+    def _part_starts(self) -> set[int]:
+        """The kernels that start a part: consecutive kernels of about equal estimated
+        compile cost, ``self.parts`` of them, or more for a very long program (LLVM's time
+        grows faster than the size of a function); none (one function) when the program is
+        too small to be worth it."""
+        weights = [_compile_weight(k) for k in self.plan.kernels]
+        total = sum(weights)
+        n = min(max(self.parts, -(-total // PART_MAX_WEIGHT)), total // PART_MIN_WEIGHT)
+        if n < 2:
+            return set()
+        starts, done = {0}, 0
+        for k, w in enumerate(weights):
+            if done >= len(starts) * total / n and len(starts) < n:
+                starts.add(k)
+            done += w
+        return starts
+
+    def _begin_part(self) -> None:
+        """Continue in a new function ``part(ins, outs, ws)``, called next by the top-level
+        function; buffers are derived again from their origins in it."""
+        if self._main is None:
+            self._main = (self.llfn, self.b, self.entry)
+        else:
+            self._end_part()
+        main, main_b, _ = self._main
+        part = ir.Function(self.mb.module, ir.FunctionType(VOID, [PTR, PTR, PTR]), self.mb.unique("part"))
+        part.attributes.add("nounwind")
+        part.attributes.add("noinline")
+        main_b.call(part, list(main.args))
+        self.part_functions.append(part)
+        self.llfn = part
+        self.entry = part.append_basic_block("entry")
+        self.b = ir.IRBuilder(part.append_basic_block("body"))
+        self.buffers.clear()
+
+    def _end_part(self) -> None:
+        self.b.ret_void()
+        with self.b.goto_block(self.entry):
+            self.b.branch(self.llfn.blocks[1])
+        self.llfn, self.b, self.entry = self._main
 
     def _alias(self, root: Eqn, v: Var) -> bool:
         """A reshape of a buffer shares it (row-major order is unchanged)."""
@@ -601,19 +663,25 @@ class _Rederived(dict):
         self.base = base
         self.fl = fl
 
-    def _derive(self, v: Var) -> Buffer:
-        buf = self.base[v]
-        if buf.origin is None:
-            raise KeyError(v)
+    def source(self, v: Var) -> Buffer:
+        """The buffer as the enclosing function knows it (its origin), without deriving it here."""
+        return self.base.source(v) if isinstance(self.base, _Rederived) else self.base[v]
+
+    def pointer(self, origin: tuple) -> ir.Value:
+        """The pointer of ``origin`` in the current function, computed in its entry block."""
         fl = self.fl
         ins, outs, ws = fl.llfn.args[:3]
-        kind, k = buf.origin
+        kind, k = origin
         with fl.b.goto_block(fl.entry):
             if kind == "ws":
-                ptr = fl.b.gep(ws, [i64(k)], inbounds=True, source_etype=I8)
-            else:
-                ptr = fl.b.load(fl.b.gep(ins if kind == "in" else outs, [i64(k)], source_etype=PTR), typ=PTR)
-        derived = Buffer(ptr, buf.aval, buf.origin)
+                return fl.b.gep(ws, [i64(k)], inbounds=True, source_etype=I8)
+            return fl.b.load(fl.b.gep(ins if kind == "in" else outs, [i64(k)], source_etype=PTR), typ=PTR)
+
+    def _derive(self, v: Var) -> Buffer:
+        buf = self.source(v)
+        if buf.origin is None:
+            raise KeyError(v)
+        derived = Buffer(self.pointer(buf.origin), buf.aval, buf.origin)
         dict.__setitem__(self, v, derived)
         return derived
 
@@ -628,6 +696,49 @@ class _Rederived(dict):
 
     def __contains__(self, v: object) -> bool:
         return dict.__contains__(self, v) or v in self.base
+
+
+class _PartBuffers(_Rederived):
+    """The buffers of a top-level function split into parts: every buffer is recorded with
+    its origin, and derived again in each part that uses it (``clear`` starts a part)."""
+
+    def __setitem__(self, v: Var, buf: Buffer) -> None:
+        self.base[v] = buf
+        block = getattr(buf.ptr, "parent", None)  # an instruction's block (an argument's function)
+        if getattr(block, "parent", None) is self.fl.llfn:
+            dict.__setitem__(self, v, buf)
+
+
+# The estimated compile cost of a kernel, in units of about half a millisecond of LLVM's
+# time (measured: about proportional to the lines of IR). Loops cost most (vectorization,
+# induction variables): a loop nest ~8 units, one with vectorization off ~4, and each fused
+# equation adds to its body; some primitives emit much more code than others; a BLAS call
+# is ~1; a kernel with control flow also compiles its bodies.
+PART_MIN_WEIGHT = 24  # a part is worth a module of its own from about this much work
+# A function of more than this much work is cut into parts even on one core: a chain of
+# 1,200 elementwise equations compiled 2-3x faster as eight functions than as two.
+PART_MAX_WEIGHT = 1000
+_HEAVY_WEIGHTS = {
+    "conv_general_dilated": 40,
+    "pad": 14,
+    "reduce_window_max": 14,
+    "reduce_window_min": 14,
+    "reduce_window_sum": 14,
+    "rev": 8,
+}
+
+
+def _compile_weight(kernel: fusion.Kernel) -> int:
+    names = [e.primitive.name for e in kernel.eqns]
+    if names == ["dot_general"]:
+        return 1  # a BLAS call
+    weight = (8 if kernel.size >= TINY_KERNEL else 4) + len(names) + sum(_HEAVY_WEIGHTS.get(n, 0) for n in names)
+    for eqn in kernel.eqns:
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, tuple | list) else (value,):
+                if isinstance(sub, Function):
+                    weight += 4 * (len(sub.eqns) + sum(len(f.eqns) for f in sub_functions(sub)))
+    return weight
 
 
 class KernelContext:

@@ -14,13 +14,14 @@ import ctypes
 import hashlib
 import logging
 import math
+import re
 
 import numpy as np
 from llvmlite import ir
 
 from functrace.config import config
 from functrace.core.ir import Function, sub_functions
-from lowering.llvm import cache, engine, mathlib, runtime
+from lowering.llvm import cache, engine, mathlib, pool, runtime
 from lowering.llvm.codegen import I64, PTR, ModuleBuilder, i64
 
 log = logging.getLogger("functrace.jit")
@@ -78,11 +79,24 @@ FULL_CHECK = _verify_layout()
 def module_text(
     fn: Function, prefix: str, donated: tuple[int, ...] = (), profile_rows: list[str] | None = None
 ) -> tuple[str, str, int, list]:
-    """The LLVM IR text of ``fn`` with its entry point:
+    """The LLVM IR text of ``fn`` with its entry point, as one module:
     ``(text, entry name, workspace bytes, donation pairs)``. With a ``profile_rows`` list
     every kernel is timed, and the list receives what each counter times."""
+    texts, entry, ws_size, pairs = module_texts(fn, prefix, donated, profile_rows)
+    return texts[0], entry, ws_size, pairs
+
+
+def module_texts(
+    fn: Function,
+    prefix: str,
+    donated: tuple[int, ...] = (),
+    profile_rows: list[str] | None = None,
+    modules: int = 1,
+) -> tuple[list[str], str, int, list]:
+    """As ``module_text``, in up to ``modules`` modules that can be compiled at the same
+    time (``split_module``); the first one holds the entry point."""
     mb = ModuleBuilder(prefix)
-    main, ws_size, pairs = mb.lower_main(fn, donated, profile_rows is not None)
+    main, ws_size, pairs = mb.lower_main(fn, donated, profile_rows is not None, modules)
     if profile_rows is not None:
         profile_rows.extend(mb.profile_rows)
     n_in = len(fn.constvars) + len(fn.invars)
@@ -91,6 +105,11 @@ def module_text(
     i8 = ir.IntType(8)
     n_ws = 1 if ws_size else 0
     entry = ir.Function(mb.module, ir.FunctionType(i32, [PTR] * (1 + n_in + n_out + n_ws)), f"{prefix}_entry")
+    # The argument checks are straight-line loads and compares that LLVM's optimisations
+    # hardly improve but spend milliseconds on (a fifth of the MLP step's compile time):
+    # the entry point is compiled as it is written. Calls measure the same.
+    entry.attributes.add("noinline")
+    entry.attributes.add("optnone")
     table, objects = entry.args[0], entry.args[1 : 1 + n_in + n_out]
     b = ir.IRBuilder(entry.append_basic_block("entry"))
     refuse = entry.append_basic_block("refuse")
@@ -155,7 +174,84 @@ def module_text(
         b.call(main, [ins, outs, ir.Constant(PTR, None)])
     b.ret(ir.Constant(i32, 0))
     text = mathlib.annotate(str(mb.module), sorted(mb.math_functions), engine.libmvec_isa())
-    return text, entry.name, ws_size, pairs
+    texts = split_module(text, mb, modules) if len(mb.parts) > 1 and modules > 1 else [text]
+    return texts, entry.name, ws_size, pairs
+
+
+_SYMBOL = re.compile(r'@"((?:[^"\\]|\\.)*)"')
+
+
+def split_module(text: str, mb: ModuleBuilder, modules: int) -> list[str]:
+    """Module text split into up to ``modules`` modules, by the parts of the top-level
+    function (``ModuleBuilder.parts``). A part comes with the functions first reached from
+    it (loop bodies, threaded kernels); the parts are shared out so that the modules have
+    about as many lines each, the first one also holding the top-level function and the
+    entry point. Every module repeats the declarations, attributes and metadata, and the
+    constants it uses; a function called from another module loses ``internal``, and is
+    declared there. MCJIT links the objects when it loads them (``engine.load``)."""
+    shared: list[str] = []  # header, declarations, attributes, metadata
+    constants: dict[str, str] = {}
+    defines: dict[str, str] = {}
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("define "):
+            end = lines.index("}", i)
+            defines[_SYMBOL.search(line).group(1)] = "\n".join(lines[i : end + 1])
+            i = end + 1
+            continue
+        match = _SYMBOL.match(line)
+        if match and " constant " not in line:
+            return [text]  # a variable (profiling counters): one copy, in one module
+        if match:
+            constants[match.group(1)] = line
+        elif line:
+            shared.append(line)
+        i += 1
+    refs = {name: {m for m in _SYMBOL.findall(body) if m != name} for name, body in defines.items()}
+    # Each part with the functions first reached from it; the rest (the top-level function,
+    # the entry point) go with the first part.
+    units: list[list[str]] = []
+    seen: set[str] = set()
+    for part in mb.parts:
+        unit, stack = [], [part.name]
+        while stack:
+            name = stack.pop()
+            if name in defines and name not in seen:
+                seen.add(name)
+                unit.append(name)
+                stack.extend(refs[name])
+        units.append(unit)
+    units[0] += [n for n in defines if n not in seen]
+    # Compile time goes with the lines (instructions) of the functions LLVM optimises (not
+    # the entry point's). The first part to the first module, then the largest first, each
+    # to the module with the fewest lines so far.
+    cost = {n: 0 if "optnone" in body[: body.index("\n")].split() else body.count("\n") for n, body in defines.items()}
+    sizes = [sum(cost[n] for n in unit) for unit in units]
+    loads = [0] * min(modules, len(units))
+    group: dict[str, int] = {}
+    for u in sorted(range(len(units)), key=lambda u: (u != 0, -sizes[u])):
+        g = min(range(len(loads)), key=loads.__getitem__)
+        loads[g] += sizes[u]
+        group.update((n, g) for n in units[u])
+    texts = []
+    for g in range(len(loads)):
+        names = [n for n in defines if group[n] == g]
+        used = set().union(*(refs[n] for n in names))
+        body = list(shared)
+        body += [constants[n] for n in sorted(used & constants.keys())]
+        body += [_declaration(mb.module.get_global(n)) for n in sorted(used) if n in defines and group[n] != g]
+        for n in names:
+            called_elsewhere = any(n in refs[m] for m in defines if group[m] != g)
+            body.append(defines[n].replace("define internal ", "define ", 1) if called_elsewhere else defines[n])
+        texts.append("\n".join(body) + "\n")
+    return texts
+
+
+def _declaration(fn: ir.Function) -> str:
+    args = ", ".join(str(t) for t in fn.ftype.args)
+    return f'declare {fn.ftype.return_type} @"{fn.name}"({args})'
 
 
 SMALL_PROGRAM_ELEMENTS = 1 << 14
@@ -212,7 +308,8 @@ class Compiled:
         self.cfunc = factory(ctypes.c_int, ctypes.c_void_p, *[ctypes.py_object] * n)(address)
 
     def llvm_ir(self, optimized: bool = True) -> str:
-        """The LLVM IR of this function (generated again: a cache hit has only object code)."""
+        """The LLVM IR of this function, as one module (generated again: a cache hit has only
+        object code)."""
         text = module_text(self.fn, _prefix(self.key))[0]
         return str(engine.optimize(text)) if optimized else text
 
@@ -237,16 +334,25 @@ def compile_function(fn: Function, donated: tuple[int, ...] = ()) -> Compiled:
     if hit is not None:
         meta, obj = hit
         try:
-            addresses = engine.load(key, obj, [meta["entry"]])
+            objects, start = [], 0  # the objects of the program's modules, one after the other
+            for size in meta.get("objects", [len(obj)]):
+                objects.append(obj[start : start + int(size)])
+                start += int(size)
+            if start != len(obj):
+                raise ValueError("the object sizes do not add up")
+            if pool.SYMBOL.encode() in obj:
+                pool.bind()  # the thread pool the program calls (bound when compiled, too)
+            addresses = engine.load(key, objects, [meta["entry"]])
             log.info("jit: loaded %s from the persistent cache %s", meta["entry"], directory)
             entry = meta["entry"]
             return Compiled(fn, key, entry, addresses[entry], int(meta["ws_size"]), True, meta.get("donation", ()))
         except Exception as e:  # a damaged entry that passed the checksum: compile again
             log.warning("jit: cache entry %s is unusable (%s); compiling again", key, e)
-    text, entry, ws_size, pairs = module_text(fn, _prefix(key), donated)
-    obj = engine.emit_object(engine.optimize(text))
-    cache.put(directory, key, {"entry": entry, "ws_size": ws_size, "donation": pairs}, obj)
-    addresses = engine.load(key, obj, [entry])
+    texts, entry, ws_size, pairs = module_texts(fn, _prefix(key), donated, modules=engine.compile_threads())
+    objects = engine.compile_objects(texts)
+    meta = {"entry": entry, "ws_size": ws_size, "donation": pairs, "objects": [len(o) for o in objects]}
+    cache.put(directory, key, meta, b"".join(objects))
+    addresses = engine.load(key, objects, [entry])
     return Compiled(fn, key, entry, addresses[entry], ws_size, False, pairs)
 
 
@@ -260,7 +366,7 @@ def profile_kernels(fn: Function, args: list, repeat: int = 10) -> list[tuple[fl
     rows: list[str] = []
     text, entry, ws_size, _ = module_text(fn, prefix, (), profile_rows=rows)
     obj = engine.emit_object(engine.optimize(text))
-    addresses = engine.load(key, obj, [entry])
+    addresses = engine.load(key, [obj], [entry])
     compiled = Compiled(fn, key, entry, addresses[entry], ws_size, False)
     from lowering.llvm.executable import Executable
 

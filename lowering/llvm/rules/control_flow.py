@@ -23,6 +23,7 @@ import weakref
 import numpy as np
 from llvmlite import ir
 
+from functrace.core.abstract import ShapedArray
 from functrace.core.ir import Function, Literal
 from lowering.llvm.codegen import (
     ALIGN,
@@ -37,6 +38,7 @@ from lowering.llvm.codegen import (
     memory_type,
 )
 from lowering.llvm.registry import kernel_rule
+from lowering.llvm.rules import smallgemm
 
 _Operand = Buffer | Literal
 
@@ -168,6 +170,16 @@ def _scan_lower(ctx, eqn, ins, outs):
             _copy_into(ctx, dst, src)
         return
     const_ptrs = [_pointer(ctx, c) for c in consts]
+    # Weights that the body multiplies by, every step: packed once (rules/smallgemm.py).
+    packed = smallgemm.packed_weights(body, num_consts, length)
+    ctx.mb.packed_inputs[id(body)] = packed
+    packed_frees = []
+    for k in sorted(packed):
+        w = body.invars[k]
+        buf, free = ctx.fl.scratch_buffer(ShapedArray(smallgemm.packed_shape(w), w.aval.dtype))
+        smallgemm.pack(ctx, consts[k], buf.ptr)
+        const_ptrs[k] = buf.ptr
+        packed_frees.append(free)
     init_ptrs = [_pointer(ctx, c) for c in init]
     scratch, frees = _scratch_carries(ctx, carry_out) if length > 1 else ([], [])
     with for_range(b, length, "scan") as j:
@@ -186,7 +198,7 @@ def _scan_lower(ctx, eqn, ins, outs):
         x_ptrs = [_offset(b, x.ptr, row, _row_bytes(x)) for x in xs]
         y_ptrs = [_offset(b, y.ptr, row, _row_bytes(y)) for y in ys]
         _call(ctx, body, [*const_ptrs, *src, *x_ptrs], [*dst, *y_ptrs])
-    for free in frees:
+    for free in [*frees, *packed_frees]:
         free()
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from llvmlite import ir
 
 from functrace.core.abstract import ShapedArray
-from functrace.core.ir import Literal
+from functrace.core.ir import Literal, Var
 from lowering.llvm import engine
 from lowering.llvm.codegen import (
     F32,
@@ -45,6 +45,7 @@ from lowering.llvm.codegen import (
     strides,
 )
 from lowering.llvm.registry import kernel_rule
+from lowering.llvm.rules import smallgemm
 
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 # Below this many multiply-adds a loop nest beats the cost of calling BLAS.
@@ -261,6 +262,9 @@ def _dot_general_lower(ctx, eqn, ins, outs):
     (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
     lhs, rhs = (operand_buffer(ctx, x) for x in ins)
     (out,) = outs
+    if _is_packed(ctx, eqn.inputs[1]):
+        smallgemm.matmul_packed(ctx, lhs, rhs, out)
+        return
     dtype = out.aval.dtype
     lshape, rshape = lhs.aval.shape, rhs.aval.shape
     lf, rf = _free_dims(len(lshape), lc, lb), _free_dims(len(rshape), rc, rb)
@@ -287,6 +291,15 @@ def _dot_general_lower(ctx, eqn, ins, outs):
     for free in (free_a, free_b):
         if free is not None:
             free()
+
+
+def _is_packed(ctx, w) -> bool:
+    """Whether ``w`` is an input of the function being lowered that its loop packed."""
+    fn = ctx.fl.fn
+    packed = ctx.mb.packed_inputs.get(id(fn))
+    if not packed or not isinstance(w, Var):
+        return False
+    return any(fn.invars[k] is w for k in packed)
 
 
 def _offset(b: ir.IRBuilder, idx: Sequence[ir.Value], elem_strides: Sequence[int]) -> ir.Value:
