@@ -14,7 +14,12 @@ import numpy as np
 
 from functrace import tree_util
 from functrace.config import config as _config
-from functrace.control_flow.scan_passes import hoist_accumulations, pretranspose_loop_weights, prune_scans
+from functrace.control_flow.scan_passes import (
+    hoist_accumulations,
+    pretranspose_loop_weights,
+    prune_scans,
+    sink_input_biases,
+)
 from functrace.core.abstract import ShapedArray
 from functrace.core.eval import eval_ir
 from functrace.core.ir import Function
@@ -50,10 +55,11 @@ def _hashable_static(value: Any, index: int, fun: Callable) -> Any:
 def optimize(fn: Function) -> Function:
     """The IR passes every backend gets, in order: simplification (folding, identities,
     CSE, DCE), scans' accumulations hoisted and unused residuals pruned, transposes
-    absorbed into products and reductions, loop bodies' products by a weight's transpose
-    made to read a transposed copy, and simplification again."""
+    absorbed into products and reductions, biases of scanned inputs added in the loop
+    body, loop bodies' products by a weight's transpose made to read a transposed copy,
+    and simplification again."""
     fn = prune_scans(hoist_accumulations(simplify(fn)))
-    return simplify(pretranspose_loop_weights(absorb_transposes(fn)))
+    return simplify(pretranspose_loop_weights(sink_input_biases(absorb_transposes(fn))))
 
 
 def _stage(

@@ -204,3 +204,30 @@ def test_loop_weights_used_transposed_are_transposed_once_before_the_loop():
     assert "transpose" in _names(fn)
     assert_same(fn.eval(w, u, h0, xs), f(w, u, h0, xs))
     assert_same(ft.jit(f)(w, u, h0, xs), f(w, u, h0, xs), rtol=1e-12)
+
+
+def test_bias_of_a_scanned_input_is_added_in_the_loop_body():
+    from functrace import lax
+    from functrace.control_flow.scan_passes import sink_input_biases
+
+    rng = np.random.default_rng(6)
+    x, w, b = rng.normal(size=(5, 3, 4)), rng.normal(size=(4, 6)), rng.normal(size=6)
+    u = rng.normal(size=(5, 6))
+
+    def f(x, w, b, u):
+        def step(h, xt):
+            h = fnp.tanh(xt[0] + h)
+            return h, h * xt[1]
+
+        # the first input's bias is the same at every step: sunk; the second varies: stays
+        return lax.scan(step, fnp.zeros((3, 6)), (x @ w + b, x @ w + u[:, None, :]))
+
+    fn = sink_input_biases(simplify(ft.make_ir(f)(x, w, b, u)))
+    fn.typecheck()
+    (scan,) = [e for e in fn.eqns if e.primitive.name == "scan"]
+    assert scan.params["num_consts"] == 1 and scan.inputs[0] is fn.invars[2]
+    assert _names(fn).count("add") == 1  # only the varying one is added before the loop
+    assert_same(fn.eval(x, w, b, u), f(x, w, b, u), rtol=1e-12)
+    assert_same(ft.jit(f)(x, w, b, u), f(x, w, b, u), rtol=1e-12)
+    grad = ft.grad(lambda *a: f(*a)[1].sum(), argnums=(1, 2))
+    assert_same(ft.jit(grad)(x, w, b, u), grad(x, w, b, u), rtol=1e-10)  # eager: no passes

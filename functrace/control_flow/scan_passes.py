@@ -2,6 +2,11 @@
 
 ``prune_scans`` removes stacked outputs nothing reads and inputs the body never reads.
 
+``sink_input_biases``: a scanned input that is a product plus a bias broadcast over the
+steps (``x @ W + b``, computed for all steps before a recurrent loop) is scanned without
+the bias, and the body adds ``b`` to its slice, where the add fuses into the step's gate
+kernels: the stacked sum is never written and read back.
+
 ``pretranspose_loop_weights``: a body that multiplies by a loop-invariant matrix's
 transpose (``delta @ W.T``, reverse mode's product with a weight) gets ``W.T`` made once,
 before the loop, and multiplies by it in the plain layout: a matrix product whose right
@@ -264,3 +269,81 @@ def _pretranspose_one(eqn: Eqn) -> list[Eqn] | None:
         body_eqns.append(e)
     new_body = Function(invars, body_eqns, body.outvars, body.constvars, body.consts)
     return [*before, Eqn(scan_p, inputs, dict(p, body=new_body), eqn.outvars, eqn.source)]
+
+
+def sink_input_biases(fn: Function) -> Function:
+    """``fn`` with biases of its scans' stacked inputs added in the loop body (see above)."""
+    uses: dict[Var, int] = {}
+    for e in fn.eqns:
+        for a in e.inputs:
+            if isinstance(a, Var):
+                uses[a] = uses.get(a, 0) + 1
+    for a in fn.outvars:
+        if isinstance(a, Var):
+            uses[a] = uses.get(a, 0) + 1
+    producer = {v: e for e in fn.eqns for v in e.outvars}
+    eqns: list[Eqn] = []
+    changed = False
+    for eqn in fn.eqns:
+        new = _sink_bias_one(eqn, producer, uses) if eqn.primitive.name == "scan" else None
+        changed |= new is not None
+        eqns.append(new or eqn)
+    if not changed:
+        return fn
+    out = Function(fn.invars, eqns, fn.outvars, fn.constvars, fn.consts, fn.in_tree, fn.out_tree, fn.arg_names)
+    return eliminate_dead_code(out)
+
+
+def _bias_of(x, producer: dict, uses: dict):
+    """``(y, b, dims)`` when ``x = y + broadcast_in_dim(b, dims)`` (either order), computed only
+    for the scan, with ``b`` the same at every step (``dims`` leave out axis 0); else None."""
+    add = producer.get(x) if isinstance(x, Var) else None
+    if add is None or add.primitive.name != "add" or uses.get(x) != 1:
+        return None
+    for y, z in (add.inputs, add.inputs[::-1]):
+        bcast = producer.get(z) if isinstance(z, Var) else None
+        if bcast is None or bcast.primitive.name != "broadcast_in_dim" or not isinstance(y, Var):
+            continue
+        dims = bcast.params["broadcast_dimensions"]
+        b = bcast.inputs[0]
+        if 0 in dims or not isinstance(b, Var) or y.aval != x.aval or b.aval.dtype != x.aval.dtype:
+            continue
+        return y, b, tuple(d - 1 for d in dims)
+    return None
+
+
+def _sink_bias_one(eqn: Eqn, producer: dict, uses: dict) -> Eqn | None:
+    from functrace.control_flow.scan import scan_p
+    from functrace.lax.elementwise import add_p
+    from functrace.lax.structural import broadcast_in_dim_p
+
+    p = eqn.params
+    body: Function = p["body"]
+    nc, nk = p["num_consts"], p["num_carry"]
+    xs = eqn.inputs[nc + nk :]
+    found = {m: _bias_of(x, producer, uses) for m, x in enumerate(xs)}
+    found = {m: hit for m, hit in found.items() if hit is not None}
+    if not found:
+        return None
+    inputs = list(eqn.inputs)
+    new_consts, new_const_invars, pre = [], [], []
+    invars = list(body.invars)
+    for m, (y, b, dims) in found.items():
+        x_body = body.invars[nc + nk + m]
+        raw = Var(x_body.aval)
+        b_body = Var(b.aval)
+        wide = Var(x_body.aval)
+        shape = x_body.aval.shape
+        pre += [
+            Eqn(broadcast_in_dim_p, [b_body], {"shape": shape, "broadcast_dimensions": dims}, [wide], eqn.source),
+            Eqn(add_p, [raw, wide], {}, [x_body], eqn.source),
+        ]
+        invars[nc + nk + m] = raw
+        inputs[nc + nk + m] = y
+        new_consts.append(b)
+        new_const_invars.append(b_body)
+    new_body = Function(
+        [*invars[:nc], *new_const_invars, *invars[nc:]], [*pre, *body.eqns], body.outvars, body.constvars, body.consts
+    )
+    params = dict(p, body=new_body, num_consts=nc + len(new_consts))
+    return Eqn(scan_p, [*inputs[:nc], *new_consts, *inputs[nc:]], params, eqn.outvars, eqn.source)
