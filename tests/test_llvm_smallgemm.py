@@ -196,3 +196,22 @@ def test_pool_works_in_a_forked_child():
     env = dict(os.environ, PYTHONPATH=root)
     done = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, timeout=120, check=False)
     assert done.returncode == 0
+
+
+@needs_avx512
+def test_the_pool_runs_packed_products_only_in_programs_without_blas_products():
+    from lowering.llvm import runtime
+
+    w = RNG.normal(size=(64, 128)).astype(np.float32) / 8
+    u = RNG.normal(size=(64, 3)).astype(np.float32)
+    h0 = RNG.normal(size=(32, 64)).astype(np.float32)
+    xs = RNG.normal(size=(6, 32, 64)).astype(np.float32)
+    alone = ft.jit(recurrence).lower(w, u, h0, xs).as_llvm()
+    assert (pool.SYMBOL in alone) == (runtime.NUM_THREADS > 1)
+
+    def with_blas(w, u, h0, xs):  # a product outside the loop: OpenBLAS's threads spin after it
+        return recurrence(w, u, h0 @ (w[:, :64] * 0.5), xs)
+
+    mixed = ft.jit(with_blas).lower(w, u, h0, xs).as_llvm()
+    assert pool.SYMBOL not in mixed
+    assert_same(ft.jit(with_blas)(w, u, h0, xs), loop_reference(w, u, h0 @ (w[:, :64] * 0.5), xs), rtol=2e-5, atol=2e-5)

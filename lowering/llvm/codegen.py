@@ -260,6 +260,7 @@ class ModuleBuilder:
         self.profile_rows: list[str] = []  # what each counter times
         # Loop bodies' inputs that their loop packs (id(body) -> input indices; rules/smallgemm.py).
         self.packed_inputs: dict[int, frozenset[int]] = {}
+        self.main_fn: Function | None = None  # the top-level function (set by lower_main)
         self.parts: list[ir.Function] = []  # the functions the top-level function is split into
 
     def novec_marker(self) -> ir.MDValue:
@@ -307,6 +308,7 @@ class ModuleBuilder:
         > 1 a long kernel sequence is split into that many functions (``self.parts``), which
         ``lowering.llvm.compiler`` compiles as separate modules in parallel; a very long one
         into more (``FunctionLowering._part_starts``)."""
+        self.main_fn = fn
         lowering = FunctionLowering(self, fn, self.unique("main"))
         lowering.is_main = True
         lowering.parts = 0 if profile else parts

@@ -287,6 +287,37 @@ def _panels_fn(mb, lay: Layout) -> ir.Function:
     return fn
 
 
+def _pool_pays(mb) -> bool:
+    """Whether this program's packed products use the thread pool: only when it makes no
+    other matrix product or convolution, which OpenBLAS would do. After an OpenBLAS call
+    its idle workers spin on the cores for a while, and the pool's threads competing with
+    them made an LSTM training step slower than one thread (measured here: 1.09-1.35x of
+    PyTorch's time against 0.94-1.04x)."""
+    decided = mb.__dict__.get("pool_pays")
+    if decided is None:
+        decided = mb.pool_pays = mb.main_fn is not None and not _other_products(mb.main_fn)
+    return decided
+
+
+def _other_products(fn: Function) -> bool:
+    """Whether ``fn`` (at any depth) has a product or convolution that is not a packed one."""
+    from functrace.core.ir import sub_functions
+
+    packed: set[Var] = set()
+    for f in (fn, *sub_functions(fn)):
+        for e in f.eqns:
+            if e.primitive.name == "scan":
+                body, p = e.params["body"], e.params
+                packed.update(body.invars[k] for k in packed_weights(body, p["num_consts"], p["length"]))
+    for f in (fn, *sub_functions(fn)):
+        for e in f.eqns:
+            if e.primitive.name == "conv_general_dilated":
+                return True
+            if e.primitive.name == "dot_general" and e.inputs[1] not in packed:
+                return True
+    return False
+
+
 def _run(ctx: KernelContext, lay: Layout, a: ir.Value, bb: ir.Value, c: ir.Value) -> None:
     """``C (+)= A @ B`` (``lay``), its panels shared out on the thread pool when big enough."""
     mb, b = ctx.mb, ctx.b
@@ -294,7 +325,7 @@ def _run(ctx: KernelContext, lay: Layout, a: ir.Value, bb: ir.Value, c: ir.Value
     panels = -(-lay.n // panel_width(lay.dtype))
     # A few chunks per thread: whoever is free claims the next (pool.py).
     chunks = min(CHUNKS_PER_THREAD * pool.threads(), panels)
-    if lay.m * lay.k * lay.n < MIN_PARALLEL_WORK or pool.threads() == 1:
+    if lay.m * lay.k * lay.n < MIN_PARALLEL_WORK or pool.threads() == 1 or not _pool_pays(mb):
         chunks = 1
     task = ctx.fl.alloca(I64, 4)
     fields = [b.ptrtoint(a, I64), b.ptrtoint(bb, I64), b.ptrtoint(c, I64), i64(chunks)]
