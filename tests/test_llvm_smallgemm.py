@@ -148,7 +148,7 @@ def _driver():
     import llvmlite.binding as llvm
 
     pool.bind()
-    tm = engine.target_machine()
+    tm = engine._new_target_machine()  # the driver's engine owns it
     mod = llvm.parse_assembly(_DRIVER)
     mod.triple = tm.triple
     ee = llvm.create_mcjit_compiler(mod, tm)
@@ -199,19 +199,47 @@ def test_pool_works_in_a_forked_child():
 
 
 @needs_avx512
-def test_the_pool_runs_packed_products_only_in_programs_without_blas_products():
+def test_a_program_that_packs_makes_all_its_products_without_blas():
+    """OpenBLAS's idle workers would spin on the cores the pool needs: a program with
+    packed loop products does its other products with the same kernel."""
+    from functrace import lax as flax
     from lowering.llvm import runtime
 
     w = RNG.normal(size=(64, 128)).astype(np.float32) / 8
     u = RNG.normal(size=(64, 3)).astype(np.float32)
     h0 = RNG.normal(size=(32, 64)).astype(np.float32)
     xs = RNG.normal(size=(6, 32, 64)).astype(np.float32)
-    alone = ft.jit(recurrence).lower(w, u, h0, xs).as_llvm()
-    assert (pool.SYMBOL in alone) == (runtime.NUM_THREADS > 1)
+    big = RNG.normal(size=(300, 40)).astype(np.float32)
 
-    def with_blas(w, u, h0, xs):  # a product outside the loop: OpenBLAS's threads spin after it
-        return recurrence(w, u, h0 @ (w[:, :64] * 0.5), xs)
+    def with_products(w, u, h0, xs, big):
+        h, (_, gs) = recurrence(w, u, h0 @ (w[:, :64] * 0.5), xs)
+        # a transposed left operand, a strided right one, a contraction longer than KC,
+        # a partial panel, a batch of products
+        return (
+            h,
+            flax.dot_general(big, big, (((0,), (0,)), ((), ()))),
+            flax.dot_general(gs, w, (((2,), (1,)), ((), ()))),
+            fnp.einsum("tbk,tbn->kn", gs, gs[:, :, :37]),
+            fnp.matmul(gs, fnp.transpose(gs, (0, 2, 1))),
+        )
 
-    mixed = ft.jit(with_blas).lower(w, u, h0, xs).as_llvm()
-    assert pool.SYMBOL not in mixed
-    assert_same(ft.jit(with_blas)(w, u, h0, xs), loop_reference(w, u, h0 @ (w[:, :64] * 0.5), xs), rtol=2e-5, atol=2e-5)
+    def reference(w, u, h0, xs, big):
+        h, (_, gs) = loop_reference(w, u, h0 @ (w[:, :64] * 0.5), xs)
+        gs64 = gs.astype(np.float64)
+        return (
+            h,
+            big.T.astype(np.float64) @ big,
+            gs64 @ w.T,
+            np.einsum("tbk,tbn->kn", gs64, gs64[:, :, :37]),
+            gs64 @ gs64.transpose(0, 2, 1),
+        )
+
+    text = ft.jit(with_products).lower(w, u, h0, xs, big).as_llvm()
+    assert "functrace_sgemm" not in text
+    assert (pool.SYMBOL in text) == (runtime.NUM_THREADS > 1)
+    got = ft.jit(with_products)(w, u, h0, xs, big)
+    for g, e in zip(got, reference(w, u, h0, xs, big), strict=True):
+        np.testing.assert_allclose(g, e, rtol=2e-4, atol=1e-4 * max(1.0, np.abs(e).max()))
+    # without a packed loop product, BLAS does them
+    plain = ft.jit(lambda a, b: a @ b).lower(big.T.copy(), big).as_llvm()
+    assert "functrace_sgemm" in plain and pool.SYMBOL not in plain

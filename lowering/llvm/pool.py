@@ -242,7 +242,7 @@ def bind() -> int:
         pause_call="call void @llvm.x86.sse2.pause()" if x86 else "",
     )
     with _lock:
-        tm = engine.target_machine()
+        tm = engine._new_target_machine()  # the engine owns (and frees) its target machine
         mod = llvm.parse_assembly(text)
         mod.triple = tm.triple
         mod.verify()

@@ -176,6 +176,9 @@ def matmul(ctx, dtype: np.dtype, a: MatrixView, b: MatrixView, c: MatrixView, ac
         return
     if c.col_stride != 1 and c.cols != 1 and (c.row_stride == 1 or c.rows == 1):
         a, b, c = b.T, a.T, c.T
+    own = use_blas(dtype, m, n, k) and smallgemm.owns_products(ctx.mb)  # no BLAS in this program
+    if own and smallgemm.matmul_general(ctx, dtype, a, b, c, accumulate):
+        return
     if use_blas(dtype, m, n, k) and _call_gemm(ctx, dtype, a, b, c, accumulate):
         return
     _loop_matmul(ctx, dtype, a, b, c, accumulate)

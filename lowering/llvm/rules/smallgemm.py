@@ -30,6 +30,7 @@ from typing import NamedTuple
 import numpy as np
 from llvmlite import ir
 
+from functrace.core.abstract import ShapedArray
 from functrace.core.ir import Function, Var
 from lowering.llvm import engine, pool
 from lowering.llvm.codegen import F32, F64, I1, I32, I64, PTR, VOID, Buffer, KernelContext, for_range, i64
@@ -144,7 +145,8 @@ def _masked_load(mb, vty: ir.VectorType) -> ir.Function:
 
 class Layout(NamedTuple):
     """A product's constant shape: ``C[m, n] (+)= A[m, k] B[k, n]`` with row strides
-    ``lda``, ``ldb``, ``ldc``; ``B`` either packed in panels or row-major (``packed``)."""
+    ``lda``, ``ldb``, ``ldc`` (``A[i, k]`` at ``i * lda + k * acs``); ``B`` either packed in
+    panels or row-major (``packed``)."""
 
     dtype: np.dtype
     m: int
@@ -155,10 +157,11 @@ class Layout(NamedTuple):
     ldc: int
     packed: bool
     accumulate: bool
+    acs: int = 1
 
     @property
     def name(self) -> str:
-        sizes = "_".join(str(x) for x in (self.m, self.k, self.n, self.lda, self.ldb, self.ldc))
+        sizes = "_".join(str(x) for x in (self.m, self.k, self.n, self.lda, self.acs, self.ldb, self.ldc))
         return f"{np.dtype(self.dtype).name}_{sizes}_{'p' if self.packed else 'd'}{int(self.accumulate)}"
 
 
@@ -217,7 +220,8 @@ def _tile(mb, lay: Layout, rows: int, kc: int, accumulate: bool) -> ir.Function:
     undef = ir.Constant(vty, ir.Undefined)
     new = []
     for r in range(rows):
-        scalar = b.load(b.gep(a, [b.add(i64(r * lay.lda), k)], inbounds=True, source_etype=elem), typ=elem)
+        a_off = b.add(i64(r * lay.lda), b.mul(k, i64(lay.acs)) if lay.acs != 1 else k)
+        scalar = b.load(b.gep(a, [a_off], inbounds=True, source_etype=elem), typ=elem)
         splat = b.shuffle_vector(b.insert_element(undef, scalar, i64(0)), undef, mask0)
         new.append([b.call(fma, [splat, bv[v], acc[r][v]]) for v in range(PANEL_VECTORS)])
     k_next = b.add(k, i64(1), flags=("nuw", "nsw"))
@@ -280,40 +284,33 @@ def _panels_fn(mb, lay: Layout) -> ir.Function:
                 tile = _tile(mb, lay, rows, kc, accumulate)
                 with for_range(b, count, "tile") as t:
                     r0 = b.add(b.mul(t, i64(MR)), i64(first))
-                    a_t = b.gep(a, [b.add(b.mul(r0, i64(lay.lda)), i64(k0))], inbounds=True, source_etype=elem)
+                    a_off = b.add(b.mul(r0, i64(lay.lda)), i64(k0 * lay.acs))
+                    a_t = b.gep(a, [a_off], inbounds=True, source_etype=elem)
                     c_t = b.gep(c, [b.add(b.mul(r0, i64(lay.ldc)), col0)], inbounds=True, source_etype=elem)
                     b.call(tile, [a_t, b_block, c_t, p])
     b.ret_void()
     return fn
 
 
-def _pool_pays(mb) -> bool:
-    """Whether this program's packed products use the thread pool: only when it makes no
-    other matrix product or convolution, which OpenBLAS would do. After an OpenBLAS call
-    its idle workers spin on the cores for a while, and the pool's threads competing with
-    them made an LSTM training step slower than one thread (measured here: 1.09-1.35x of
-    PyTorch's time against 0.94-1.04x)."""
-    decided = mb.__dict__.get("pool_pays")
+def owns_products(mb) -> bool:
+    """Whether this program does all its float matrix products with this kernel and the
+    thread pool, none with OpenBLAS: when one of its scans packs a weight. After an
+    OpenBLAS call its idle workers spin on the cores for a while, and the pool's threads
+    competing with them made an LSTM training step slower than one thread (measured
+    here: 1.09-1.35x of PyTorch's time against 0.94-1.04x)."""
+    decided = mb.__dict__.get("owns_products")
     if decided is None:
-        decided = mb.pool_pays = mb.main_fn is not None and not _other_products(mb.main_fn)
+        decided = mb.owns_products = mb.main_fn is not None and _packs_somewhere(mb.main_fn)
     return decided
 
 
-def _other_products(fn: Function) -> bool:
-    """Whether ``fn`` (at any depth) has a product or convolution that is not a packed one."""
+def _packs_somewhere(fn: Function) -> bool:
     from functrace.core.ir import sub_functions
 
-    packed: set[Var] = set()
     for f in (fn, *sub_functions(fn)):
         for e in f.eqns:
-            if e.primitive.name == "scan":
-                body, p = e.params["body"], e.params
-                packed.update(body.invars[k] for k in packed_weights(body, p["num_consts"], p["length"]))
-    for f in (fn, *sub_functions(fn)):
-        for e in f.eqns:
-            if e.primitive.name == "conv_general_dilated":
-                return True
-            if e.primitive.name == "dot_general" and e.inputs[1] not in packed:
+            p = e.params
+            if e.primitive.name == "scan" and packed_weights(p["body"], p["num_consts"], p["length"]):
                 return True
     return False
 
@@ -325,7 +322,7 @@ def _run(ctx: KernelContext, lay: Layout, a: ir.Value, bb: ir.Value, c: ir.Value
     panels = -(-lay.n // panel_width(lay.dtype))
     # A few chunks per thread: whoever is free claims the next (pool.py).
     chunks = min(CHUNKS_PER_THREAD * pool.threads(), panels)
-    if lay.m * lay.k * lay.n < MIN_PARALLEL_WORK or pool.threads() == 1 or not _pool_pays(mb):
+    if lay.m * lay.k * lay.n < MIN_PARALLEL_WORK or pool.threads() == 1 or not owns_products(mb):
         chunks = 1
     task = ctx.fl.alloca(I64, 4)
     fields = [b.ptrtoint(a, I64), b.ptrtoint(bb, I64), b.ptrtoint(c, I64), i64(chunks)]
@@ -345,3 +342,43 @@ def matmul_packed(ctx: KernelContext, a: Buffer, packed: Buffer, out: Buffer) ->
     n = out.aval.shape[1]
     lay = Layout(out.aval.dtype, m, k_dim, n, k_dim, 0, n, True, False)
     _run(ctx, lay, a.ptr, packed.ptr, out.ptr)
+
+
+def matmul_general(ctx: KernelContext, dtype, a, b_, c, accumulate: bool) -> bool:
+    """``c (+)= a @ b`` for ``rules.linalg.MatrixView`` s with this kernel (in a program that
+    ``owns_products``): ``a`` read in place whatever its strides (the kernel broadcasts its
+    elements one by one), ``b`` in place when its rows are contiguous, else packed first.
+    False (nothing emitted) when ``c``'s rows are not contiguous."""
+    if np.dtype(dtype) not in (np.float32, np.float64) or (c.col_stride != 1 and c.cols != 1):
+        return False
+    m, k_dim, n = a.rows, a.cols, b_.cols
+    ldc = c.row_stride if m > 1 else n
+    free = None
+    if b_.col_stride == 1 or n == 1:
+        b_ptr, ldb, packed = b_.ptr, (b_.row_stride if k_dim > 1 else n), False
+    else:
+        nr = panel_width(dtype)
+        scratch, free = ctx.fl.scratch_buffer(ShapedArray((-(-n // nr), k_dim, nr), np.dtype(dtype)))
+        _pack_view(ctx, dtype, b_.ptr, b_.row_stride, b_.col_stride, k_dim, n, scratch.ptr)
+        b_ptr, ldb, packed = scratch.ptr, 0, True
+    lay = Layout(np.dtype(dtype), m, k_dim, n, a.row_stride, ldb, ldc, packed, accumulate, a.col_stride)
+    _run(ctx, lay, a.ptr, b_ptr, c.ptr)
+    if free is not None:
+        free()
+    return True
+
+
+def _pack_view(ctx: KernelContext, dtype, src, row_stride: int, col_stride: int, k_dim: int, n: int, dst) -> None:
+    """Copy the strided ``K x N`` matrix at ``src`` into panels at ``dst``, zero-padded."""
+    nr = panel_width(dtype)
+    b = ctx.b
+    elem = _vector(dtype).element
+    zero = ir.Constant(elem, 0.0)
+    with for_range(b, -(-n // nr), "vp") as p, for_range(b, k_dim, "vk") as k:
+        base = b.mul(b.add(b.mul(p, i64(k_dim)), k), i64(nr))
+        for col in range(nr):
+            j = b.add(b.mul(p, i64(nr)), i64(col))
+            inside = b.icmp_unsigned("<", j, i64(n))
+            offset = b.add(b.mul(k, i64(row_stride)), b.mul(b.select(inside, j, i64(0)), i64(col_stride)))
+            value = b.select(inside, b.load(b.gep(src, [offset], inbounds=True, source_etype=elem), typ=elem), zero)
+            b.store(value, b.gep(dst, [b.add(base, i64(col))], inbounds=True, source_etype=elem))
