@@ -42,6 +42,7 @@ MAX_ROWS = 256  # products with more rows go to BLAS
 KC = 256  # contraction block: a panel's block (32 KiB of float32) stays in L1
 MIN_PARALLEL_WORK = 1 << 17  # multiply-adds below which one thread does it all
 CHUNKS_PER_THREAD = 2
+PACK_MIN_ROWS = 512  # products with at least this many rows pack their right operand (the copy pays)
 
 
 def lanes(dtype: np.dtype) -> int:
@@ -102,22 +103,41 @@ def packed_weights(body: Function, num_consts: int, length: int) -> frozenset[in
 def pack(ctx: KernelContext, w: Buffer, dst: ir.Value) -> None:
     """Copy ``w`` (``K x N``, row-major) into panels at ``dst`` (``packed_shape``), zero-padded."""
     k_dim, n = w.aval.shape
-    dtype, src = w.aval.dtype, w.ptr
+    _pack(ctx, w.aval.dtype, w.ptr, n, 1, k_dim, n, dst)
+
+
+def _pack(ctx: KernelContext, dtype, src, row_stride: int, col_stride: int, k_dim: int, n: int, dst) -> None:
+    """Copy the ``K x N`` matrix at ``src`` (strides in elements) into panels at ``dst``:
+    a full panel's row is one 128-byte copy when ``src``'s rows are contiguous; the last,
+    partial panel is zero-padded."""
     nr = panel_width(dtype)
-    panels = -(-n // nr)
+    full, tail = divmod(n, nr)
+    itemsize = np.dtype(dtype).itemsize
     b = ctx.b
     elem = _vector(dtype).element
-    zero = ir.Constant(elem, 0.0)
-    with for_range(b, panels, "pp") as p, for_range(b, k_dim, "pk") as k:
-        base = b.mul(b.add(b.mul(p, i64(k_dim)), k), i64(nr))
-        for col in range(nr):
-            j = b.add(b.mul(p, i64(nr)), i64(col))
-            inside = b.icmp_unsigned("<", j, i64(n))
-            safe_j = b.select(inside, j, i64(0))
-            offset = b.add(b.mul(k, i64(n)), safe_j)
-            value = b.load(b.gep(src, [offset], inbounds=True, source_etype=elem), typ=elem)
-            value = b.select(inside, value, zero)
-            b.store(value, b.gep(dst, [b.add(base, i64(col))], inbounds=True, source_etype=elem))
+
+    def at(ptr, offset):
+        return b.gep(ptr, [offset], inbounds=True, source_etype=elem)
+
+    if full:
+        with for_range(b, full, "pp") as p, for_range(b, k_dim, "pk") as k:
+            out = at(dst, b.mul(b.add(b.mul(p, i64(k_dim)), k), i64(nr)))
+            row = b.add(b.mul(k, i64(row_stride)), b.mul(p, i64(nr * col_stride)))
+            if col_stride == 1:
+                ctx.mb.memcpy(b, out, at(src, row), nr * itemsize)
+            else:
+                for col in range(nr):
+                    value = b.load(at(src, b.add(row, i64(col * col_stride))), typ=elem)
+                    b.store(value, b.gep(out, [i64(col)], inbounds=True, source_etype=elem))
+    if tail:
+        base = full * k_dim * nr
+        ctx.mb.memset(b, at(dst, i64(base)), k_dim * nr * itemsize)
+        with for_range(b, k_dim, "pt") as k:
+            row = b.add(b.mul(k, i64(row_stride)), i64(full * nr * col_stride))
+            out = at(dst, b.add(i64(base), b.mul(k, i64(nr))))
+            for col in range(tail):
+                value = b.load(at(src, b.add(row, i64(col * col_stride))), typ=elem)
+                b.store(value, b.gep(out, [i64(col)], inbounds=True, source_etype=elem))
 
 
 # --- the kernel -------------------------------------------------------------------------------
@@ -347,38 +367,24 @@ def matmul_packed(ctx: KernelContext, a: Buffer, packed: Buffer, out: Buffer) ->
 def matmul_general(ctx: KernelContext, dtype, a, b_, c, accumulate: bool) -> bool:
     """``c (+)= a @ b`` for ``rules.linalg.MatrixView`` s with this kernel (in a program that
     ``owns_products``): ``a`` read in place whatever its strides (the kernel broadcasts its
-    elements one by one), ``b`` in place when its rows are contiguous, else packed first.
+    elements one by one); ``b`` packed first when many row tiles reuse it (rows 4 KiB apart
+    alias in L1) or its rows are not contiguous, else read in place.
     False (nothing emitted) when ``c``'s rows are not contiguous."""
     if np.dtype(dtype) not in (np.float32, np.float64) or (c.col_stride != 1 and c.cols != 1):
         return False
     m, k_dim, n = a.rows, a.cols, b_.cols
     ldc = c.row_stride if m > 1 else n
     free = None
-    if b_.col_stride == 1 or n == 1:
+    if (b_.col_stride == 1 or n == 1) and m < PACK_MIN_ROWS:
         b_ptr, ldb, packed = b_.ptr, (b_.row_stride if k_dim > 1 else n), False
     else:
         nr = panel_width(dtype)
         scratch, free = ctx.fl.scratch_buffer(ShapedArray((-(-n // nr), k_dim, nr), np.dtype(dtype)))
-        _pack_view(ctx, dtype, b_.ptr, b_.row_stride, b_.col_stride, k_dim, n, scratch.ptr)
+        col_stride = b_.col_stride if n > 1 else 1
+        _pack(ctx, dtype, b_.ptr, b_.row_stride if k_dim > 1 else 0, col_stride, k_dim, n, scratch.ptr)
         b_ptr, ldb, packed = scratch.ptr, 0, True
     lay = Layout(np.dtype(dtype), m, k_dim, n, a.row_stride, ldb, ldc, packed, accumulate, a.col_stride)
     _run(ctx, lay, a.ptr, b_ptr, c.ptr)
     if free is not None:
         free()
     return True
-
-
-def _pack_view(ctx: KernelContext, dtype, src, row_stride: int, col_stride: int, k_dim: int, n: int, dst) -> None:
-    """Copy the strided ``K x N`` matrix at ``src`` into panels at ``dst``, zero-padded."""
-    nr = panel_width(dtype)
-    b = ctx.b
-    elem = _vector(dtype).element
-    zero = ir.Constant(elem, 0.0)
-    with for_range(b, -(-n // nr), "vp") as p, for_range(b, k_dim, "vk") as k:
-        base = b.mul(b.add(b.mul(p, i64(k_dim)), k), i64(nr))
-        for col in range(nr):
-            j = b.add(b.mul(p, i64(nr)), i64(col))
-            inside = b.icmp_unsigned("<", j, i64(n))
-            offset = b.add(b.mul(k, i64(row_stride)), b.mul(b.select(inside, j, i64(0)), i64(col_stride)))
-            value = b.select(inside, b.load(b.gep(src, [offset], inbounds=True, source_etype=elem), typ=elem), zero)
-            b.store(value, b.gep(dst, [b.add(base, i64(col))], inbounds=True, source_etype=elem))
