@@ -220,6 +220,14 @@ exit:
 """
 
 
+def supported() -> bool:
+    """The pool's futex and pause instructions are those of Linux on x86-64."""
+    import platform
+    import sys
+
+    return sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64") and runtime.NUM_THREADS > 1
+
+
 def threads() -> int:
     """How many chunks run at once: the workers and the caller."""
     return runtime.NUM_THREADS

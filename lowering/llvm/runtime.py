@@ -1,11 +1,12 @@
 """Threads for large kernels: a ``parallel_for`` in LLVM IR over pthreads.
 
 A kernel over at least ``PARALLEL_MIN_ELEMENTS`` elements is outlined into
-``void k(ins, outs, ws, start, end)``; the caller splits the outer loop's range into
-``NUM_THREADS`` chunks, runs chunk 0 itself and the others on threads it creates and
-joins (``pthread_create``; a chunk whose thread cannot be created runs inline). Chunks
-write disjoint parts of the output, so no locks are needed. Small kernels stay on the
-calling thread: starting a thread costs tens of microseconds.
+``void k(ins, outs, ws, start, end)`` and its outer loop's range split into chunks that
+the persistent thread pool (``lowering.llvm.pool``) runs; where the pool is not supported,
+the caller runs chunk 0 itself and the others on threads it creates and joins
+(``pthread_create``; a chunk whose thread cannot be created runs inline). Chunks write
+disjoint parts of the output, so no locks are needed. Small kernels stay on the calling
+thread.
 
 ``FUNCTRACE_NUM_THREADS`` sets the count (default: the CPUs this process may use).
 """
@@ -68,9 +69,18 @@ def _worker(mb, kernel: ir.Function) -> ir.Function:
     return fn
 
 
+POOL_CHUNKS_PER_THREAD = 2
+
+
 def parallel_for(fl, kernel: ir.Function, extent: int) -> None:
     """In ``fl``'s function: ``kernel(ins, outs, ws, start, end)`` over ``range(extent)``
-    in ``NUM_THREADS`` chunks."""
+    in chunks: on the thread pool (``lowering.llvm.pool``) where it runs, else on threads
+    started for the call."""
+    from lowering.llvm import pool
+
+    if pool.supported():
+        _pool_for(fl, kernel, extent)
+        return
     b, mb = fl.b, fl.mb
     args = list(fl.llfn.args)
     threads = min(NUM_THREADS, extent)
@@ -102,3 +112,28 @@ def parallel_for(fl, kernel: ir.Function, extent: int) -> None:
         with b.if_then(b.icmp_unsigned("!=", flag, ir.Constant(I8, 0))):
             tid = b.load(b.gep(tids, [ir.Constant(I64, t)], source_etype=I64), typ=I64)
             b.call(join, [tid, ir.Constant(PTR, None)])
+
+
+def _pool_for(fl, kernel: ir.Function, extent: int) -> None:
+    """``parallel_for`` on the pool: a task function runs chunk ``c`` of ``chunks`` as
+    ``kernel(ins, outs, ws, c * extent // chunks, (c + 1) * extent // chunks)``."""
+    from lowering.llvm import pool
+
+    b, mb = fl.b, fl.mb
+    chunks = min(extent, POOL_CHUNKS_PER_THREAD * NUM_THREADS)
+    task = ir.Function(mb.module, ir.FunctionType(ir.VoidType(), [PTR, I64]), f"{kernel.name}_task")
+    task.linkage = "internal"
+    task.attributes.add("nounwind")
+    tb = ir.IRBuilder(task.append_basic_block("entry"))
+    ctx, c = task.args
+    words = [tb.load(_field(tb, ctx, k), typ=PTR) for k in range(3)]
+    start = tb.udiv(tb.mul(c, ir.Constant(I64, extent)), ir.Constant(I64, chunks))
+    end = tb.udiv(tb.mul(tb.add(c, ir.Constant(I64, 1)), ir.Constant(I64, extent)), ir.Constant(I64, chunks))
+    tb.call(kernel, [*words, start, end])
+    tb.ret_void()
+    block = fl.alloca(PTR, 3)
+    for k, value in enumerate(fl.llfn.args[:3]):
+        b.store(value, _field(b, block, k))
+    pool.bind()
+    run = mb.declare(pool.SYMBOL, ir.VoidType(), [PTR, PTR, I64])
+    b.call(run, [task, block, ir.Constant(I64, chunks)])
