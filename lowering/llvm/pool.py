@@ -188,7 +188,8 @@ pooled:
   %g1 = add i64 %g, 1
   %high = shl i64 %g1, 32
   %setup = or i64 %high, 4294967295
-  store atomic i64 %setup, ptr @word seq_cst, align 8
+  store atomic i64 %setup, ptr @word monotonic, align 8
+  fence release
   store atomic ptr %fn, ptr @task_fn monotonic, align 8
   store atomic ptr %ctx, ptr @task_ctx monotonic, align 8
   store atomic i64 %chunks, ptr @task_n monotonic, align 8
