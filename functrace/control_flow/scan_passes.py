@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from functrace.core.abstract import ShapedArray
 from functrace.core.ir import Eqn, Function, Literal, Var
-from functrace.core.passes import eliminate_dead_code
+from functrace.core.passes import eliminate_dead_code, use_counts
 
 
 def hoist_accumulations(fn: Function) -> Function:
@@ -63,18 +63,6 @@ def hoist_accumulations(fn: Function) -> Function:
     return Function(fn.invars, eqns, fn.outvars, fn.constvars, fn.consts, fn.in_tree, fn.out_tree, fn.arg_names)
 
 
-def _uses(body: Function) -> dict[Var, int]:
-    count: dict[Var, int] = {}
-    for e in body.eqns:
-        for a in e.inputs:
-            if isinstance(a, Var):
-                count[a] = count.get(a, 0) + 1
-    for a in body.outvars:
-        if isinstance(a, Var):
-            count[a] = count.get(a, 0) + 1
-    return count
-
-
 def _hoist_one(eqn: Eqn) -> list[Eqn] | None:
     """The scan with one accumulating carry hoisted, plus the product and the add; or None."""
     from functrace.lax.elementwise import add_p
@@ -86,7 +74,7 @@ def _hoist_one(eqn: Eqn) -> list[Eqn] | None:
     carry_in = body.invars[nc : nc + nk]
     carry_out = body.outvars[:nk]
     producer = {v: e for e in body.eqns for v in e.outvars}
-    uses = _uses(body)
+    uses = use_counts(body)
     for j in range(nk):
         c_in, c_out = carry_in[j], carry_out[j]
         add = producer.get(c_out) if isinstance(c_out, Var) else None
@@ -273,14 +261,7 @@ def _pretranspose_one(eqn: Eqn) -> list[Eqn] | None:
 
 def sink_input_biases(fn: Function) -> Function:
     """``fn`` with biases of its scans' stacked inputs added in the loop body (see above)."""
-    uses: dict[Var, int] = {}
-    for e in fn.eqns:
-        for a in e.inputs:
-            if isinstance(a, Var):
-                uses[a] = uses.get(a, 0) + 1
-    for a in fn.outvars:
-        if isinstance(a, Var):
-            uses[a] = uses.get(a, 0) + 1
+    uses = use_counts(fn)
     producer = {v: e for e in fn.eqns for v in e.outvars}
     eqns: list[Eqn] = []
     changed = False

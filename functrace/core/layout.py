@@ -30,7 +30,7 @@ from typing import Any
 
 from functrace.core.abstract import ShapedArray
 from functrace.core.ir import Eqn, Function, Literal, Var
-from functrace.core.passes import eliminate_dead_code, map_bodies
+from functrace.core.passes import eliminate_dead_code, map_bodies, use_counts
 
 REDUCTIONS = frozenset(["reduce_sum", "reduce_max", "reduce_min", "reduce_prod"])
 ELEMENTWISE_SINKS = frozenset(["add", "sub", "mul", "neg", "div", "max", "min", "convert_element_type"])
@@ -39,14 +39,7 @@ ELEMENTWISE_SINKS = frozenset(["add", "sub", "mul", "neg", "div", "max", "min", 
 def absorb_transposes(fn: Function) -> Function:
     """``fn`` with transposes folded into neighbouring products and reductions (above),
     in loop bodies and branches too."""
-    uses: dict[Var, int] = {}
-    for e in fn.eqns:
-        for a in e.inputs:
-            if isinstance(a, Var):
-                uses[a] = uses.get(a, 0) + 1
-    for a in fn.outvars:
-        if isinstance(a, Var):
-            uses[a] = uses.get(a, 0) + 2  # never rewrite an output's producer away
+    uses = use_counts(fn, output_uses=2)  # an output's producer is never rewritten away
     producer: dict[Var, Eqn] = {}
     env: dict[Var, Any] = {}
     eqns: list[Eqn] = []

@@ -199,6 +199,20 @@ def _split_cotangent(eqn: Eqn, producer: dict) -> Eqn | None:
     return Eqn(concatenate_p, [x for _, x in pieces], {"dimension": axis}, eqn.outvars, eqn.source)
 
 
+def use_counts(fn: Function, output_uses: int = 1) -> dict[Var, int]:
+    """How many times each var of ``fn`` is read by its equations, plus ``output_uses`` for
+    each time it is an output."""
+    count: dict[Var, int] = {}
+    for e in fn.eqns:
+        for a in e.inputs:
+            if isinstance(a, Var):
+                count[a] = count.get(a, 0) + 1
+    for a in fn.outvars:
+        if isinstance(a, Var):
+            count[a] = count.get(a, 0) + output_uses
+    return count
+
+
 def map_bodies(params: dict, transform: Callable[[Function], Function]) -> dict:
     """``params`` with ``transform`` applied to the functions in them (loop bodies, branches)."""
 
