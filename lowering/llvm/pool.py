@@ -50,7 +50,6 @@ _IR = """
 @done = internal global i64 0
 @task_fn = internal global ptr null
 @task_ctx = internal global ptr null
-@task_n = internal global i64 0
 @owner = internal global i32 -1
 
 declare i32 @pthread_create(ptr, ptr, ptr, ptr)
@@ -65,16 +64,19 @@ define internal void @relax() {{
 }}
 
 ; Claim and run chunks of the current task until none is left (or the task changed).
-define internal void @claim() {{
+; The word is generation << 32 | lo << 16 | hi: chunks [lo, hi) are unclaimed. The caller
+; claims from the front and the workers from the back, so with a steady split each thread
+; gets the same chunks (and keeps their data in its cache) call after call.
+define internal void @claim(i1 %front) {{
 entry:
   %w0 = load atomic i64, ptr @word acquire, align 8
-  %idx0 = and i64 %w0, 4294967295
-  %busy = icmp eq i64 %idx0, 4294967295
+  %lo0 = lshr i64 %w0, 16
+  %lo0m = and i64 %lo0, 65535
+  %busy = icmp eq i64 %lo0m, 65535
   br i1 %busy, label %out, label %read
 read:
   %fn = load atomic ptr, ptr @task_fn monotonic, align 8
   %ctx = load atomic ptr, ptr @task_ctx monotonic, align 8
-  %n = load atomic i64, ptr @task_n monotonic, align 8
   fence acquire
   %w1 = load atomic i64, ptr @word monotonic, align 8
   %g0 = lshr i64 %w0, 32
@@ -82,15 +84,21 @@ read:
   %same = icmp eq i64 %g0, %g1
   br i1 %same, label %try, label %out
 try:
-  %w = phi i64 [%w1, %read], [%seen, %retry], [%w1, %ran]
-  %idx = and i64 %w, 4294967295
+  %w = phi i64 [%w1, %read], [%seen, %retry], [%reload, %run]
   %gw = lshr i64 %w, 32
+  %lo.s = lshr i64 %w, 16
+  %lo = and i64 %lo.s, 65535
+  %hi = and i64 %w, 65535
   %ours = icmp eq i64 %gw, %g0
-  %left = icmp ult i64 %idx, %n
+  %left = icmp ult i64 %lo, %hi
   %go = and i1 %ours, %left
   br i1 %go, label %cas, label %out
 cas:
-  %next = add i64 %w, 1
+  %up = add i64 %w, 65536
+  %down = sub i64 %w, 1
+  %next = select i1 %front, i64 %up, i64 %down
+  %last = sub i64 %hi, 1
+  %idx = select i1 %front, i64 %lo, i64 %last
   %pair = cmpxchg ptr @word, i64 %w, i64 %next acq_rel monotonic
   %seen = extractvalue {{ i64, i1 }} %pair, 0
   %won = extractvalue {{ i64, i1 }} %pair, 1
@@ -100,8 +108,7 @@ retry:
 run:
   call void %fn(ptr %ctx, i64 %idx)
   atomicrmw add ptr @done, i64 1 release
-  br label %ran
-ran:
+  %reload = load atomic i64, ptr @word monotonic, align 8
   br label %try
 out:
   ret void
@@ -112,7 +119,7 @@ entry:
   br label %top
 top:
   %bell = load atomic i32, ptr @bell acquire, align 4
-  call void @claim()
+  call void @claim(i1 0)
   br label %wait
 wait:
   %spins = phi i32 [0, %top], [%spins1, %spin], [0, %awake]
@@ -170,11 +177,14 @@ out:
 
 define void @{symbol}(ptr %fn, ptr %ctx, i64 %chunks) {{
 entry:
+  %toomany = icmp ugt i64 %chunks, 65535
+  br i1 %toomany, label %alone, label %try.lock
+try.lock:
   %pair = cmpxchg ptr @lock, i32 0, i32 1 acquire monotonic
   %got = extractvalue {{ i32, i1 }} %pair, 1
   br i1 %got, label %pooled, label %alone
 alone:
-  %i = phi i64 [0, %entry], [%i1, %alone.body]
+  %i = phi i64 [0, %entry], [0, %try.lock], [%i1, %alone.body]
   %more = icmp ult i64 %i, %chunks
   br i1 %more, label %alone.body, label %exit
 alone.body:
@@ -187,14 +197,14 @@ pooled:
   %g = lshr i64 %w, 32
   %g1 = add i64 %g, 1
   %high = shl i64 %g1, 32
-  %setup = or i64 %high, 4294967295
+  %setup = or i64 %high, 4294901760
   store atomic i64 %setup, ptr @word monotonic, align 8
   fence release
   store atomic ptr %fn, ptr @task_fn monotonic, align 8
   store atomic ptr %ctx, ptr @task_ctx monotonic, align 8
-  store atomic i64 %chunks, ptr @task_n monotonic, align 8
   store atomic i64 0, ptr @done monotonic, align 8
-  store atomic i64 %high, ptr @word release, align 8
+  %open = or i64 %high, %chunks
+  store atomic i64 %open, ptr @word release, align 8
   atomicrmw add ptr @bell, i32 1 seq_cst
   %asleep = load atomic i32, ptr @sleepers seq_cst, align 4
   %any = icmp ne i32 %asleep, 0
@@ -203,7 +213,7 @@ wake:
   %r = call i64 (i64, ...) @syscall(i64 {sys_futex}, ptr @bell, i32 {futex_wake}, i32 2147483647)
   br label %mine
 mine:
-  call void @claim()
+  call void @claim(i1 1)
   br label %join
 join:
   %d = load atomic i64, ptr @done acquire, align 8
