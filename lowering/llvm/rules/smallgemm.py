@@ -39,6 +39,7 @@ MR = 8  # rows of A per register tile
 VECTOR_BYTES = 64  # a zmm register
 PANEL_VECTORS = 2  # vectors per panel row: NR = 32 float32 or 16 float64 columns
 MAX_ROWS = 256  # products with more rows go to BLAS
+GROUP_TILES = 8  # row tiles (of MR rows) that share a pass over the panels: 64 rows of A
 KC = 256  # contraction block: a panel's block (32 KiB of float32) stays in L1
 MIN_PARALLEL_WORK = 1 << 17  # multiply-adds below which one thread does it all
 CHUNKS_PER_THREAD = 2
@@ -288,26 +289,38 @@ def _panels_fn(mb, lay: Layout) -> ir.Function:
     stop = b.udiv(b.mul(b.add(chunk, i64(1)), i64(panels)), chunks)
     elem = _vector(lay.dtype).element
     full_tiles, rest = divmod(lay.m, MR)
-    with for_range(b, stop, "panel", start=start) as p:
-        col0 = b.mul(p, i64(nr))
+    groups = -(-full_tiles // GROUP_TILES)
+
+    def panel_block(p: ir.Value, k0: int) -> ir.Value:
         if lay.packed:
-            panel = b.gep(bb, [b.mul(p, i64(lay.k * nr))], inbounds=True, source_etype=elem)
+            offset = b.add(b.mul(p, i64(lay.k * nr)), i64(k0 * nr))
         else:
-            panel = b.gep(bb, [col0], inbounds=True, source_etype=elem)
-        for k0 in range(0, lay.k, KC):
-            kc = min(KC, lay.k - k0)
-            accumulate = lay.accumulate or k0 > 0
-            b_block = b.gep(panel, [i64(k0 * (nr if lay.packed else lay.ldb))], inbounds=True, source_etype=elem)
-            for rows, first, count in ((MR, 0, full_tiles), (rest, full_tiles * MR, 1 if rest else 0)):
-                if not count:
-                    continue
-                tile = _tile(mb, lay, rows, kc, accumulate)
-                with for_range(b, count, "tile") as t:
-                    r0 = b.add(b.mul(t, i64(MR)), i64(first))
-                    a_off = b.add(b.mul(r0, i64(lay.lda)), i64(k0 * lay.acs))
-                    a_t = b.gep(a, [a_off], inbounds=True, source_etype=elem)
-                    c_t = b.gep(c, [b.add(b.mul(r0, i64(lay.ldc)), col0)], inbounds=True, source_etype=elem)
-                    b.call(tile, [a_t, b_block, c_t, p])
+            offset = b.add(b.mul(p, i64(nr)), i64(k0 * lay.ldb))
+        return b.gep(bb, [offset], inbounds=True, source_etype=elem)
+
+    def call_tile(tile: ir.Function, r0: ir.Value, p: ir.Value, k0: int) -> None:
+        a_t = b.gep(a, [b.add(b.mul(r0, i64(lay.lda)), i64(k0 * lay.acs))], inbounds=True, source_etype=elem)
+        c_t = b.gep(c, [b.add(b.mul(r0, i64(lay.ldc)), b.mul(p, i64(nr)))], inbounds=True, source_etype=elem)
+        b.call(tile, [a_t, panel_block(p, k0), c_t, p])
+
+    # Contraction blocks outermost (a C tile sums them in order); within one, a group of
+    # row tiles (their block of A stays in L2) runs over the chunk's panels (a panel's
+    # block stays in L1 across the group's tiles).
+    for k0 in range(0, lay.k, KC):
+        kc = min(KC, lay.k - k0)
+        accumulate = lay.accumulate or k0 > 0
+        if full_tiles:
+            tile = _tile(mb, lay, MR, kc, accumulate)
+            with for_range(b, groups, "group") as g:
+                first = b.mul(g, i64(GROUP_TILES))
+                end = b.add(first, i64(GROUP_TILES))
+                end = b.select(b.icmp_unsigned("<", end, i64(full_tiles)), end, i64(full_tiles))
+                with for_range(b, stop, "panel", start=start) as p, for_range(b, end, "tile", start=first) as t:
+                    call_tile(tile, b.mul(t, i64(MR)), p, k0)
+        if rest:
+            tile = _tile(mb, lay, rest, kc, accumulate)
+            with for_range(b, stop, "panel", start=start) as p:
+                call_tile(tile, i64(full_tiles * MR), p, k0)
     b.ret_void()
     return fn
 
