@@ -243,3 +243,17 @@ def test_a_program_that_packs_makes_all_its_products_without_blas():
     # without a packed loop product, BLAS does them
     plain = ft.jit(lambda a, b: a @ b).lower(big.T.copy(), big).as_llvm()
     assert "functrace_sgemm" in plain and pool.SYMBOL not in plain
+
+
+@needs_avx512
+def test_loop_body_kernels_of_a_program_that_packs_run_on_the_pool():
+    from lowering.llvm import runtime
+
+    k = 128
+    w = (RNG.normal(size=(k, 2 * k)) / np.sqrt(k)).astype(np.float32)
+    u = RNG.normal(size=(k, 3)).astype(np.float32)
+    h0 = RNG.normal(size=(64, k)).astype(np.float32)  # 64 x 128 = 2^13 elements per kernel
+    xs = RNG.normal(size=(5, 64, k)).astype(np.float32)
+    text = ft.jit(recurrence).lower(w, u, h0, xs).as_llvm()
+    assert ("_task(" in text) == (runtime.NUM_THREADS > 1)  # a body kernel split into chunks
+    assert_same(ft.jit(recurrence)(w, u, h0, xs), loop_reference(w, u, h0, xs), rtol=2e-5, atol=2e-5)

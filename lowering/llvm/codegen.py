@@ -598,7 +598,16 @@ class FunctionLowering:
 
     def _parallel_extent(self, kernel: fusion.Kernel) -> int | None:
         """The outer loop's extent when the kernel is worth splitting across threads."""
-        if not self.is_main or runtime.NUM_THREADS < 2 or kernel.size < self.parallel_min:
+        if runtime.NUM_THREADS < 2:
+            return None
+        from lowering.llvm.rules import smallgemm
+
+        if smallgemm.owns_products(self.mb):
+            # No OpenBLAS workers compete for the cores: loop bodies' kernels too, from
+            # a few thousand elements (an LSTM step's gates), go to the pool.
+            if kernel.size < runtime.PARALLEL_MIN_ELEMENTS_OWN:
+                return None
+        elif not self.is_main or kernel.size < self.parallel_min:
             return None
         root = kernel.root
         prim = root.primitive

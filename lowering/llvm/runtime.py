@@ -42,6 +42,9 @@ PARALLEL_MIN_ELEMENTS = 1 << 18
 # for its slowest chunk (measured here: an MLP step 2.6 -> 4.0 ms, a CNN step 23 -> 36 ms).
 # Such programs split only very large kernels.
 PARALLEL_MIN_ELEMENTS_WITH_BLAS = 1 << 23
+# In a program that makes its matrix products on the pool itself (``rules/smallgemm.py``),
+# without OpenBLAS, a hand-off to a spinning worker costs ~1 µs.
+PARALLEL_MIN_ELEMENTS_OWN = 1 << 13
 BLAS_PRIMITIVES = frozenset(["dot_general", "conv_general_dilated"])
 
 
