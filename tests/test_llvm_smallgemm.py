@@ -210,8 +210,9 @@ def test_a_program_that_packs_makes_all_its_products_without_blas():
     h0 = RNG.normal(size=(32, 64)).astype(np.float32)
     xs = RNG.normal(size=(6, 32, 64)).astype(np.float32)
     big = RNG.normal(size=(300, 40)).astype(np.float32)
+    p, q = RNG.normal(size=(300, 250)).astype(np.float32), RNG.normal(size=(250, 270)).astype(np.float32)
 
-    def with_products(w, u, h0, xs, big):
+    def with_products(w, u, h0, xs, big, p, q):
         h, (_, gs) = recurrence(w, u, h0 @ (w[:, :64] * 0.5), xs)
         # a transposed left operand, a strided right one, a contraction longer than KC,
         # a partial panel, a batch of products
@@ -221,9 +222,11 @@ def test_a_program_that_packs_makes_all_its_products_without_blas():
             flax.dot_general(gs, w, (((2,), (1,)), ((), ()))),
             fnp.einsum("tbk,tbn->kn", gs, gs[:, :, :37]),
             fnp.matmul(gs, fnp.transpose(gs, (0, 2, 1))),
+            p @ q,  # packed on the pool (300 rows, 67,500 elements, a partial panel)
+            p @ q.T[:, :250].T,  # the same from a strided view
         )
 
-    def reference(w, u, h0, xs, big):
+    def reference(w, u, h0, xs, big, p, q):
         h, (_, gs) = loop_reference(w, u, h0 @ (w[:, :64] * 0.5), xs)
         gs64 = gs.astype(np.float64)
         return (
@@ -232,13 +235,16 @@ def test_a_program_that_packs_makes_all_its_products_without_blas():
             gs64 @ w.T,
             np.einsum("tbk,tbn->kn", gs64, gs64[:, :, :37]),
             gs64 @ gs64.transpose(0, 2, 1),
+            p.astype(np.float64) @ q,
+            p.astype(np.float64) @ q,
         )
 
-    text = ft.jit(with_products).lower(w, u, h0, xs, big).as_llvm()
+    args = (w, u, h0, xs, big, p, q)
+    text = ft.jit(with_products).lower(*args).as_llvm()
     assert "functrace_sgemm" not in text
     assert (pool.SYMBOL in text) == (runtime.NUM_THREADS > 1)
-    got = ft.jit(with_products)(w, u, h0, xs, big)
-    for g, e in zip(got, reference(w, u, h0, xs, big), strict=True):
+    got = ft.jit(with_products)(*args)
+    for g, e in zip(got, reference(*args), strict=True):
         np.testing.assert_allclose(g, e, rtol=2e-4, atol=1e-4 * max(1.0, np.abs(e).max()))
     # without a packed loop product, BLAS does them
     plain = ft.jit(lambda a, b: a @ b).lower(big.T.copy(), big).as_llvm()

@@ -43,7 +43,8 @@ GROUP_TILES = 8  # row tiles (of MR rows) that share a pass over the panels: 64 
 KC = 256  # contraction block: a panel's block (32 KiB of float32) stays in L1
 MIN_PARALLEL_WORK = 1 << 17  # multiply-adds below which one thread does it all
 CHUNKS_PER_THREAD = 2
-PACK_MIN_ROWS = 512  # products with at least this many rows pack their right operand (the copy pays)
+PACK_MIN_ROWS = 128  # products with at least this many rows pack their right operand (the copy pays)
+MIN_PARALLEL_PACK = 1 << 16  # elements below which one thread packs
 
 
 def lanes(dtype: np.dtype) -> int:
@@ -108,37 +109,79 @@ def pack(ctx: KernelContext, w: Buffer, dst: ir.Value) -> None:
 
 
 def _pack(ctx: KernelContext, dtype, src, row_stride: int, col_stride: int, k_dim: int, n: int, dst) -> None:
-    """Copy the ``K x N`` matrix at ``src`` (strides in elements) into panels at ``dst``:
-    a full panel's row is one 128-byte copy when ``src``'s rows are contiguous; the last,
-    partial panel is zero-padded."""
+    """Copy the ``K x N`` matrix at ``src`` (strides in elements) into panels at ``dst``,
+    its panels shared out on the pool when it is big and the program owns the cores."""
+    panels = -(-n // panel_width(dtype))
+    chunks = min(CHUNKS_PER_THREAD * pool.threads(), panels)
+    if k_dim * n < MIN_PARALLEL_PACK or pool.threads() == 1 or not owns_products(ctx.mb):
+        chunks = 1
+    fn = _pack_fn(ctx.mb, np.dtype(dtype), row_stride, col_stride, k_dim, n)
+    _dispatch(ctx, fn, [src, dst], chunks)
+
+
+def _pack_fn(mb, dtype: np.dtype, row_stride: int, col_stride: int, k_dim: int, n: int) -> ir.Function:
+    """``void pack(ctx, chunk)``, ``ctx = {src, dst, chunks}``: chunk ``t`` copies its share of
+    the full panels (a panel's row is one 128-byte copy when ``src``'s rows are contiguous);
+    the last chunk also the partial panel, zero-padded."""
+    name = f"{mb.prefix}_pack_{dtype.name}_{row_stride}_{col_stride}_{k_dim}_{n}"
+    hit = mb.declared.get(name)
+    if hit is not None:
+        return hit
     nr = panel_width(dtype)
     full, tail = divmod(n, nr)
-    itemsize = np.dtype(dtype).itemsize
-    b = ctx.b
+    itemsize = dtype.itemsize
     elem = _vector(dtype).element
+    fn = ir.Function(mb.module, ir.FunctionType(VOID, [PTR, I64]), name)
+    fn.linkage = "internal"
+    fn.attributes.add("nounwind")
+    mb.declared[name] = fn
+    ctx_ptr, chunk = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    src, dst, chunks = (b.load(b.gep(ctx_ptr, [i64(f)], source_etype=I64), typ=I64) for f in range(3))
+    src, dst = b.inttoptr(src, PTR), b.inttoptr(dst, PTR)
 
     def at(ptr, offset):
         return b.gep(ptr, [offset], inbounds=True, source_etype=elem)
 
     if full:
-        with for_range(b, full, "pp") as p, for_range(b, k_dim, "pk") as k:
+        start = b.udiv(b.mul(chunk, i64(full)), chunks)
+        stop = b.udiv(b.mul(b.add(chunk, i64(1)), i64(full)), chunks)
+        with for_range(b, stop, "pp", start=start) as p, for_range(b, k_dim, "pk") as k:
             out = at(dst, b.mul(b.add(b.mul(p, i64(k_dim)), k), i64(nr)))
             row = b.add(b.mul(k, i64(row_stride)), b.mul(p, i64(nr * col_stride)))
             if col_stride == 1:
-                ctx.mb.memcpy(b, out, at(src, row), nr * itemsize)
+                mb.memcpy(b, out, at(src, row), nr * itemsize)
             else:
                 for col in range(nr):
                     value = b.load(at(src, b.add(row, i64(col * col_stride))), typ=elem)
                     b.store(value, b.gep(out, [i64(col)], inbounds=True, source_etype=elem))
     if tail:
-        base = full * k_dim * nr
-        ctx.mb.memset(b, at(dst, i64(base)), k_dim * nr * itemsize)
-        with for_range(b, k_dim, "pt") as k:
-            row = b.add(b.mul(k, i64(row_stride)), i64(full * nr * col_stride))
-            out = at(dst, b.add(i64(base), b.mul(k, i64(nr))))
-            for col in range(tail):
-                value = b.load(at(src, b.add(row, i64(col * col_stride))), typ=elem)
-                b.store(value, b.gep(out, [i64(col)], inbounds=True, source_etype=elem))
+        with b.if_then(b.icmp_unsigned("==", chunk, b.sub(chunks, i64(1)))):
+            base = full * k_dim * nr
+            mb.memset(b, at(dst, i64(base)), k_dim * nr * itemsize)
+            with for_range(b, k_dim, "pt") as k:
+                row = b.add(b.mul(k, i64(row_stride)), i64(full * nr * col_stride))
+                out = at(dst, b.add(i64(base), b.mul(k, i64(nr))))
+                for col in range(tail):
+                    value = b.load(at(src, b.add(row, i64(col * col_stride))), typ=elem)
+                    b.store(value, b.gep(out, [i64(col)], inbounds=True, source_etype=elem))
+    b.ret_void()
+    return fn
+
+
+def _dispatch(ctx: KernelContext, fn: ir.Function, pointers: list, chunks: int) -> None:
+    """``fn(task, c)`` for every chunk ``c``, ``task = {*pointers, chunks}``: on the pool when
+    there are several chunks, else a plain call."""
+    b = ctx.b
+    task = ctx.fl.alloca(I64, len(pointers) + 1)
+    for f, value in enumerate([*(b.ptrtoint(x, I64) for x in pointers), i64(chunks)]):
+        b.store(value, b.gep(task, [i64(f)], source_etype=I64))
+    if chunks == 1:
+        b.call(fn, [task, i64(0)])
+        return
+    pool.bind()
+    run = ctx.mb.declare(pool.SYMBOL, VOID, [PTR, PTR, I64])
+    b.call(run, [fn, task, i64(chunks)])
 
 
 # --- the kernel -------------------------------------------------------------------------------
@@ -350,23 +393,12 @@ def _packs_somewhere(fn: Function) -> bool:
 
 def _run(ctx: KernelContext, lay: Layout, a: ir.Value, bb: ir.Value, c: ir.Value) -> None:
     """``C (+)= A @ B`` (``lay``), its panels shared out on the thread pool when big enough."""
-    mb, b = ctx.mb, ctx.b
-    fn = _panels_fn(mb, lay)
     panels = -(-lay.n // panel_width(lay.dtype))
     # A few chunks per thread: whoever is free claims the next (pool.py).
     chunks = min(CHUNKS_PER_THREAD * pool.threads(), panels)
-    if lay.m * lay.k * lay.n < MIN_PARALLEL_WORK or pool.threads() == 1 or not owns_products(mb):
+    if lay.m * lay.k * lay.n < MIN_PARALLEL_WORK or pool.threads() == 1 or not owns_products(ctx.mb):
         chunks = 1
-    task = ctx.fl.alloca(I64, 4)
-    fields = [b.ptrtoint(a, I64), b.ptrtoint(bb, I64), b.ptrtoint(c, I64), i64(chunks)]
-    for f, value in enumerate(fields):
-        b.store(value, b.gep(task, [i64(f)], source_etype=I64))
-    if chunks == 1:
-        b.call(fn, [task, i64(0)])
-        return
-    pool.bind()
-    run = mb.declare(pool.SYMBOL, VOID, [PTR, PTR, I64])
-    b.call(run, [fn, task, i64(chunks)])
+    _dispatch(ctx, _panels_fn(ctx.mb, lay), [a, bb, c], chunks)
 
 
 def matmul_packed(ctx: KernelContext, a: Buffer, packed: Buffer, out: Buffer) -> None:
