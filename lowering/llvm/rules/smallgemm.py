@@ -12,15 +12,20 @@ weight row by row (rows 4 KiB apart alias in the L1 cache) as on arithmetic. Her
   its own, contiguously (the last panel zero-padded). The loop body's ``dot_general``
   then reads the packed copy (``packed_weights``: the decision, made from the body alone).
 - The product runs panel by panel: for each tile of ``MR`` rows of ``A``, ``MR x NR``
-  accumulators stay in zmm registers over the whole contraction, each step one broadcast
-  of ``A[i, k]`` per row, ``NR / 16`` loads of the panel's row ``k`` and ``MR * NR / 16``
-  fused multiply-adds. The panels are split among the threads of ``lowering.llvm.pool``.
+  accumulators stay in zmm registers over a contraction block of ``KC``, each step one
+  broadcast of ``A[i, k]`` per row, ``NR / 16`` loads of the panel's row ``k`` and
+  ``MR * NR / 16`` fused multiply-adds. The panels are split among the threads of
+  ``lowering.llvm.pool``.
+- A program with such a loop (``owns_products``) makes all its other float products with
+  the same kernel (``matmul_general``: ``A`` read in place whatever its strides, ``B``
+  packed when many rows reuse it or it is strided) and never calls OpenBLAS: OpenBLAS's
+  idle workers would spin on the cores the pool needs.
 
 Measured here (2 cores, AVX-512): 32 x 256 x 1024 float32 in 50-70 µs on two threads and
-97 µs on one, against 100-130 µs for OpenBLAS's sgemm at the same size in a loop; inside
-an LSTM training step, where OpenBLAS's idle workers spin on the second core after the
-step's large products, ~105 µs. Only with AVX-512 (``engine.cpu_features``), float32 and
-float64.
+97 µs on one, against 100-130 µs for OpenBLAS's sgemm at the same size in a loop (and
+~105 µs for this kernel when OpenBLAS's workers spin beside it). Long contractions
+(256 x 2048 x 1024) are still 1.5-2x slower than OpenBLAS. Only with AVX-512
+(``engine.cpu_features``), float32 and float64.
 """
 
 from __future__ import annotations
@@ -119,26 +124,34 @@ def _pack(ctx: KernelContext, dtype, src, row_stride: int, col_stride: int, k_di
     _dispatch(ctx, fn, [src, dst], chunks)
 
 
-def _pack_fn(mb, dtype: np.dtype, row_stride: int, col_stride: int, k_dim: int, n: int) -> ir.Function:
-    """``void pack(ctx, chunk)``, ``ctx = {src, dst, chunks}``: chunk ``t`` copies its share of
-    the full panels (a panel's row is one 128-byte copy when ``src``'s rows are contiguous);
-    the last chunk also the partial panel, zero-padded."""
-    name = f"{mb.prefix}_pack_{dtype.name}_{row_stride}_{col_stride}_{k_dim}_{n}"
-    hit = mb.declared.get(name)
-    if hit is not None:
-        return hit
-    nr = panel_width(dtype)
-    full, tail = divmod(n, nr)
-    itemsize = dtype.itemsize
-    elem = _vector(dtype).element
+def _task_function(mb, name: str, n_pointers: int):
+    """A new pool task ``void name(ctx, chunk)`` whose ``ctx`` holds ``n_pointers`` pointers
+    and the chunk count: ``(fn, builder, pointers, chunk, chunks)``; None if it exists."""
+    if name in mb.declared:
+        return None
     fn = ir.Function(mb.module, ir.FunctionType(VOID, [PTR, I64]), name)
     fn.linkage = "internal"
     fn.attributes.add("nounwind")
     mb.declared[name] = fn
     ctx_ptr, chunk = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    src, dst, chunks = (b.load(b.gep(ctx_ptr, [i64(f)], source_etype=I64), typ=I64) for f in range(3))
-    src, dst = b.inttoptr(src, PTR), b.inttoptr(dst, PTR)
+    words = [b.load(b.gep(ctx_ptr, [i64(f)], source_etype=I64), typ=I64) for f in range(n_pointers + 1)]
+    return fn, b, [b.inttoptr(w, PTR) for w in words[:-1]], chunk, words[-1]
+
+
+def _pack_fn(mb, dtype: np.dtype, row_stride: int, col_stride: int, k_dim: int, n: int) -> ir.Function:
+    """``void pack(ctx, chunk)``, ``ctx = {src, dst, chunks}``: chunk ``t`` copies its share of
+    the full panels (a panel's row is one 128-byte copy when ``src``'s rows are contiguous);
+    the last chunk also the partial panel, zero-padded."""
+    name = f"{mb.prefix}_pack_{dtype.name}_{row_stride}_{col_stride}_{k_dim}_{n}"
+    made = _task_function(mb, name, 2)
+    if made is None:
+        return mb.declared[name]
+    fn, b, (src, dst), chunk, chunks = made
+    nr = panel_width(dtype)
+    full, tail = divmod(n, nr)
+    itemsize = dtype.itemsize
+    elem = _vector(dtype).element
 
     def at(ptr, offset):
         return b.gep(ptr, [offset], inbounds=True, source_etype=elem)
@@ -311,23 +324,15 @@ def _tile(mb, lay: Layout, rows: int, kc: int, accumulate: bool) -> ir.Function:
 
 
 def _panels_fn(mb, lay: Layout) -> ir.Function:
-    """``void panels(ctx, chunk)`` for the pool: ``ctx = {A, B, C, chunks}``; chunk ``t``
-    of ``chunks`` computes its share of the column panels: for each, the contraction in
-    blocks of ``KC`` (the panel's block stays in L1), every row tile of each block."""
+    """``void panels(ctx, chunk)`` for the pool: ``ctx = {A, B, C, chunks}``; chunk ``t`` of
+    ``chunks`` computes its share of the column panels (loop order below)."""
     name = f"{mb.prefix}_panels_{lay.name}"
-    hit = mb.declared.get(name)
-    if hit is not None:
-        return hit
+    made = _task_function(mb, name, 3)
+    if made is None:
+        return mb.declared[name]
+    fn, b, (a, bb, c), chunk, chunks = made
     nr = panel_width(lay.dtype)
     panels = -(-lay.n // nr)
-    fn = ir.Function(mb.module, ir.FunctionType(VOID, [PTR, I64]), name)
-    fn.linkage = "internal"
-    fn.attributes.add("nounwind")
-    mb.declared[name] = fn
-    ctx_ptr, chunk = fn.args
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    a, bb, c, chunks = (b.load(b.gep(ctx_ptr, [i64(f)], source_etype=I64), typ=I64) for f in range(4))
-    a, bb, c = (b.inttoptr(x, PTR) for x in (a, bb, c))
     start = b.udiv(b.mul(chunk, i64(panels)), chunks)
     stop = b.udiv(b.mul(b.add(chunk, i64(1)), i64(panels)), chunks)
     elem = _vector(lay.dtype).element
