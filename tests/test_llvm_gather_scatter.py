@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from reference import assert_equal
+from test_indexing import GATHER_CONFIGS
 from test_llvm_indexing import DTYPES, INDEX_DTYPES, cpu, hostile, sample
 
 import functrace as ft
@@ -23,13 +24,7 @@ SCATTERS = ("scatter", "scatter_add", "scatter_mul", "scatter_min", "scatter_max
 # (operand shape, indices batch shape, dimension numbers, slice sizes); the scatters use
 # the same numbers, with updates shaped like the gather's output.
 CONFIGS = {
-    "rows": ((5, 3), (4,), GDN((1,), (0,), (0,)), (1, 3)),
-    "points": ((4, 5), (2, 3), GDN((), (0, 1), (0, 1)), (1, 1)),
-    "windows": ((6, 5, 4), (3,), GDN((0, 2, 3), (), (1,)), (2, 3, 4)),
-    "batching": ((3, 5), (3, 4), GDN((), (1,), (1,), (0,), (0,)), (1, 1)),
-    "no_index": ((3, 2), (4,), GDN((1, 2), (), ()), (3, 2)),
-    "swapped_map": ((4, 5), (3,), GDN((1,), (0,), (1, 0)), (1, 2)),
-    "batching_inner": ((2, 4, 3), (4, 3), GDN((2,), (0,), (0,), (2,), (1,)), (1, 2, 1)),
+    **GATHER_CONFIGS,  # the eager tests' configurations (tests/test_indexing.py), and:
     "elements": ((7,), (3, 2), GDN((), (0,), (0,)), (1,)),
     "columns_first": ((4, 6), (5,), GDN((0,), (1,), (1,)), (4, 1)),
     "empty_batch": ((5, 3), (0,), GDN((1,), (0,), (0,)), (1, 3)),

@@ -261,6 +261,7 @@ class ModuleBuilder:
         # Loop bodies' inputs that their loop packs (id(body) -> input indices; rules/smallgemm.py).
         self.packed_inputs: dict[int, frozenset[int]] = {}
         self.main_fn: Function | None = None  # the top-level function (set by lower_main)
+        self.owns_products: bool | None = None  # decided by rules/smallgemm.py on first use
         self.parts: list[ir.Function] = []  # the functions the top-level function is split into
 
     def novec_marker(self) -> ir.MDValue:

@@ -103,10 +103,6 @@ def _simplify(counts: Sequence[int], *step_lists: Sequence[int]) -> tuple[list[i
     return out_counts, out_steps
 
 
-def _memcpy(ctx: KernelContext, dst: ir.Value, src: ir.Value, nbytes: int) -> None:
-    ctx.mb.memcpy(ctx.b, dst, src, nbytes)
-
-
 def copy_box(
     ctx: KernelContext,
     dst: Buffer,
@@ -135,7 +131,7 @@ def copy_box(
         if run == 1:
             b.store(b.load(s, typ=src.elem), d)
         else:
-            _memcpy(ctx, d, s, run * src.aval.dtype.itemsize)
+            ctx.mb.memcpy(b, d, s, run * src.aval.dtype.itemsize)
 
 
 def combine_box(

@@ -379,10 +379,9 @@ def owns_products(mb) -> bool:
     OpenBLAS call its idle workers spin on the cores for a while, and the pool's threads
     competing with them made an LSTM training step slower than one thread (measured
     here: 1.09-1.35x of PyTorch's time against 0.94-1.04x)."""
-    decided = mb.__dict__.get("owns_products")
-    if decided is None:
-        decided = mb.owns_products = mb.main_fn is not None and _packs_somewhere(mb.main_fn)
-    return decided
+    if mb.owns_products is None:
+        mb.owns_products = mb.main_fn is not None and _packs_somewhere(mb.main_fn)
+    return mb.owns_products
 
 
 def _packs_somewhere(fn: Function) -> bool:
