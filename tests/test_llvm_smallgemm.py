@@ -203,7 +203,6 @@ def test_a_program_that_packs_makes_all_its_products_without_blas():
     """OpenBLAS's idle workers would spin on the cores the pool needs: a program with
     packed loop products does its other products with the same kernel."""
     from functrace import lax as flax
-    from lowering.llvm import runtime
 
     w = RNG.normal(size=(64, 128)).astype(np.float32) / 8
     u = RNG.normal(size=(64, 3)).astype(np.float32)
@@ -242,7 +241,7 @@ def test_a_program_that_packs_makes_all_its_products_without_blas():
     args = (w, u, h0, xs, big, p, q)
     text = ft.jit(with_products).lower(*args).as_llvm()
     assert "functrace_sgemm" not in text
-    assert (pool.SYMBOL in text) == (runtime.NUM_THREADS > 1)
+    assert (pool.SYMBOL in text) == pool.supported()
     got = ft.jit(with_products)(*args)
     for g, e in zip(got, reference(*args), strict=True):
         np.testing.assert_allclose(g, e, rtol=2e-4, atol=1e-4 * max(1.0, np.abs(e).max()))
@@ -253,7 +252,6 @@ def test_a_program_that_packs_makes_all_its_products_without_blas():
 
 @needs_avx512
 def test_loop_body_kernels_of_a_program_that_packs_run_on_the_pool():
-    from lowering.llvm import runtime
 
     k = 128
     w = (RNG.normal(size=(k, 2 * k)) / np.sqrt(k)).astype(np.float32)
@@ -261,5 +259,5 @@ def test_loop_body_kernels_of_a_program_that_packs_run_on_the_pool():
     h0 = RNG.normal(size=(64, k)).astype(np.float32)  # 64 x 128 = 2^13 elements per kernel
     xs = RNG.normal(size=(5, 64, k)).astype(np.float32)
     text = ft.jit(recurrence).lower(w, u, h0, xs).as_llvm()
-    assert ("_task(" in text) == (runtime.NUM_THREADS > 1)  # a body kernel split into chunks
+    assert ("_task(" in text) == pool.supported()  # a body kernel split into chunks
     assert_same(ft.jit(recurrence)(w, u, h0, xs), loop_reference(w, u, h0, xs), rtol=2e-5, atol=2e-5)

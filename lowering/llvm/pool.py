@@ -231,8 +231,10 @@ exit:
 """
 
 
+@functools.cache
 def supported() -> bool:
-    """The pool's futex and pause instructions are those of Linux on x86-64."""
+    """Whether the pool can run here: its futex and pause instructions are those of Linux on
+    x86-64, and it needs more than one thread."""
     import platform
     import sys
 

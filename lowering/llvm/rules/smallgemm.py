@@ -118,7 +118,7 @@ def _pack(ctx: KernelContext, dtype, src, row_stride: int, col_stride: int, k_di
     its panels shared out on the pool when it is big and the program owns the cores."""
     panels = -(-n // panel_width(dtype))
     chunks = min(CHUNKS_PER_THREAD * pool.threads(), panels)
-    if k_dim * n < MIN_PARALLEL_PACK or pool.threads() == 1 or not owns_products(ctx.mb):
+    if k_dim * n < MIN_PARALLEL_PACK or not pool.supported() or not owns_products(ctx.mb):
         chunks = 1
     fn = _pack_fn(ctx.mb, np.dtype(dtype), row_stride, col_stride, k_dim, n)
     _dispatch(ctx, fn, [src, dst], chunks)
@@ -400,7 +400,7 @@ def _run(ctx: KernelContext, lay: Layout, a: ir.Value, bb: ir.Value, c: ir.Value
     panels = -(-lay.n // panel_width(lay.dtype))
     # A few chunks per thread: whoever is free claims the next (pool.py).
     chunks = min(CHUNKS_PER_THREAD * pool.threads(), panels)
-    if lay.m * lay.k * lay.n < MIN_PARALLEL_WORK or pool.threads() == 1 or not owns_products(ctx.mb):
+    if lay.m * lay.k * lay.n < MIN_PARALLEL_WORK or not pool.supported() or not owns_products(ctx.mb):
         chunks = 1
     _dispatch(ctx, _panels_fn(ctx.mb, lay), [a, bb, c], chunks)
 
